@@ -1,0 +1,65 @@
+# Churn MLOps — every workflow is one target. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+PYTEST_ARGS ?=
+
+.PHONY: help setup run repro app test test-setup browser bench lint format lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## create .venv with the pinned requirements and the churn package
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+repro: setup ## run the DVC pipeline (only the stages whose inputs changed)
+	dvc repro
+
+run: repro ## set up, run the pipeline on the default (synthetic) input, then open the app
+	@if [ -f app/__main__.py ]; then $(PY) -m app; else \
+	  echo; echo "Pipeline done. Metrics: dvc metrics show   Plots: dvc plots show (metrics/plots/)"; \
+	  dvc metrics show; fi
+
+app: setup ## start the Gradio app on 127.0.0.1:7860
+	$(PY) -m app
+
+browser: ## install Debian chromium for the browser tests (if missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test-setup: setup browser ## everything the tests need
+
+test: test-setup ## set up and run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup ## run the benchmarks; results in bench/results/*.json
+	$(PY) bench/run_all.py
+
+lint: setup ## ruff check + format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup ## apply ruff fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+lock: ## re-resolve requirements.txt from the top-level pins in requirements.in
+	rm -rf /tmp/churn-lock && python3 -m venv /tmp/churn-lock
+	/tmp/churn-lock/bin/pip install --quiet -r requirements.in
+	{ echo "# Exact pins (the lock). Resolved together on Python 3.11; regenerate with 'make lock'."; \
+	  /tmp/churn-lock/bin/pip freeze; } > requirements.txt
+
+clean: ## remove caches (keeps .venv and DVC cache)
+	rm -rf .pytest_cache .ruff_cache

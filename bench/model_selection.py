@@ -1,0 +1,97 @@
+"""Pick the initial challenger: stratified 5-fold CV of candidate specs on the real Telco data.
+
+    python bench/model_selection.py [--real PATH] [--out bench/results/model_selection.json]
+
+Each candidate is scored by CV ROC-AUC and accuracy on the whole real file, and by the time SHAP
+takes to explain one customer (the app explains every prediction, so slow models are excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from churn import data, model
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "telco-customer-churn.csv"
+
+
+def candidates() -> list[dict]:
+    specs = [{"estimator": "random_forest", "params": {"n_estimators": 100}}]  # the original system
+    for c in (0.03, 0.1, 0.3, 1.0):
+        specs.append({"estimator": "logistic_regression", "params": {"C": c, "max_iter": 1000}})
+    for lr, leaf, it in itertools.product((0.03, 0.05), (20, 50), (100, 200)):
+        specs.append(
+            {
+                "estimator": "hist_gradient_boosting",
+                "params": {
+                    "learning_rate": lr,
+                    "max_iter": it,
+                    "max_leaf_nodes": 15,
+                    "min_samples_leaf": leaf,
+                },
+            }
+        )
+    for depth, leaf in ((8, 5), (10, 10), (None, 20)):
+        specs.append(
+            {
+                "estimator": "random_forest",
+                "params": {"n_estimators": 300, "max_depth": depth, "min_samples_leaf": leaf, "n_jobs": -1},
+            }
+        )
+    return specs
+
+
+def shap_ms(spec: dict, X, y) -> float:
+    """Median milliseconds to explain one customer with the serving explainer, when available."""
+    try:
+        from churn import explain
+    except ImportError:
+        return float("nan")
+    pipeline = model.build("candidate", spec, seed=42).fit(X, y)
+    explainer = explain.Explainer(pipeline, X.sample(200, random_state=0))
+    times = []
+    for i in range(20):
+        t = time.perf_counter()
+        explainer.explain(X.iloc[[i]])
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--real", default=str(REAL))
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "model_selection.json"))
+    args = p.parse_args()
+    df, _ = data.load_clean(args.real)
+    X, y = data.xy(df)
+    rows = []
+    for spec in candidates():
+        t = time.perf_counter()
+        cv = model.cross_validate_spec("candidate", spec, X, y, folds=5, seed=42)
+        rows.append(
+            {
+                "spec": spec,
+                "cv_roc_auc": round(cv["roc_auc"]["mean"], 4),
+                "cv_roc_auc_std": round(cv["roc_auc"]["std"], 4),
+                "cv_accuracy": round(cv["accuracy"]["mean"], 4),
+                "cv_seconds": round(time.perf_counter() - t, 2),
+                "shap_ms_per_customer": round(shap_ms(spec, X, y), 2),
+            }
+        )
+        print(json.dumps(rows[-1]))
+    rows.sort(key=lambda r: -r["cv_roc_auc"])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(
+        json.dumps({"data": str(Path(args.real).name), "rows": len(df), "candidates": rows}, indent=2) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""`churn …` command line: one entry point; each area's subcommands live in churn/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from churn.io import configure_logging
+
+log = logging.getLogger(__name__)
+
+#: Modules that contribute subcommands; each has `register(subparsers)` and sets `func` on its parsers.
+COMMAND_MODULES = ("churn.commands.pipeline",)
+
+
+class UsageError(Exception):
+    """A command-line input is wrong; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churn", description="Churn MLOps command line.")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; user errors print one clear line to stderr and return a non-zero code."""
+    from churn.commands import USER_ERRORS
+
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level.upper())
+    try:
+        code = args.func(args)
+    except UsageError as exc:
+        sys.stderr.write(f"churn {args.command}: {exc}\n")
+        return 2
+    except USER_ERRORS as exc:
+        sys.stderr.write(f"churn {args.command}: {exc}\n")
+        return 1
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The one metrics function every stage uses, and curve points for DVC plots."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+#: The five headline performance metrics the validation gates check.
+HEADLINE = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+def classification(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC, log loss and Brier score at a threshold."""
+    y_true = np.asarray(y_true, dtype=int)
+    proba = np.asarray(proba, dtype=float)
+    pred = (proba >= threshold).astype(int)
+    two_classes = len(np.unique(y_true)) == 2
+    return {
+        "accuracy": float(skm.accuracy_score(y_true, pred)),
+        "precision": float(skm.precision_score(y_true, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y_true, pred, zero_division=0)),
+        "f1": float(skm.f1_score(y_true, pred, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(y_true, proba)) if two_classes else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y_true, proba)) if two_classes else float("nan"),
+        "log_loss": float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y_true, proba)),
+        "threshold": float(threshold),
+        "n": int(y_true.size),
+        "positive_rate": float(y_true.mean()) if y_true.size else float("nan"),
+    }
+
+
+def _thin(points: list[dict[str, float]], max_points: int) -> list[dict[str, float]]:
+    if len(points) <= max_points:
+        return points
+    keep = np.unique(np.linspace(0, len(points) - 1, max_points).round().astype(int))
+    return [points[i] for i in keep]
+
+
+def roc_points(y_true: np.ndarray, proba: np.ndarray, max_points: int = 200) -> list[dict[str, float]]:
+    """ROC curve as [{fpr, tpr, threshold}], thinned to at most `max_points` points."""
+    fpr, tpr, thr = skm.roc_curve(y_true, proba)
+    thr = np.where(np.isfinite(thr), thr, 1.0)
+    pts = [
+        {"fpr": float(a), "tpr": float(b), "threshold": float(c)}
+        for a, b, c in zip(fpr, tpr, thr, strict=True)
+    ]
+    return _thin(pts, max_points)
+
+
+def pr_points(y_true: np.ndarray, proba: np.ndarray, max_points: int = 200) -> list[dict[str, float]]:
+    """Precision–recall curve as [{recall, precision}], thinned."""
+    precision, recall, _ = skm.precision_recall_curve(y_true, proba)
+    pts = [{"recall": float(r), "precision": float(p)} for p, r in zip(precision, recall, strict=True)]
+    return _thin(pts, max_points)
+
+
+def calibration_points(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Reliability diagram as [{mean_predicted, fraction_positive, count}] over equal-width bins."""
+    y_true = np.asarray(y_true, dtype=int)
+    proba = np.asarray(proba, dtype=float)
+    idx = np.minimum((proba * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            out.append(
+                {
+                    "mean_predicted": float(proba[mask].mean()),
+                    "fraction_positive": float(y_true[mask].mean()),
+                    "count": int(mask.sum()),
+                }
+            )
+    return out
+
+
+def confusion_rows(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> list[dict[str, str]]:
+    """One {actual, predicted} row per customer, the format of DVC's confusion template."""
+    labels = np.array(["No churn", "Churn"])
+    pred = (np.asarray(proba) >= threshold).astype(int)
+    return [
+        {"actual": str(a), "predicted": str(p)}
+        for a, p in zip(labels[np.asarray(y_true, dtype=int)], labels[pred], strict=True)
+    ]
+
+
+def confusion_counts(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, int]:
+    """True/false positives and negatives at a threshold."""
+    tn, fp, fn, tp = skm.confusion_matrix(y_true, np.asarray(proba) >= threshold, labels=[0, 1]).ravel()
+    return {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}

@@ -1,0 +1,1 @@
+"""Production monitoring: prediction log and drift detection."""

@@ -1,0 +1,216 @@
+"""The IBM Telco customer-churn column contract and `validate(df)`, which names every broken rule."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+ID = "customerID"
+TARGET = "Churn"
+YES_NO = ("No", "Yes")
+NO_INTERNET = "No internet service"
+NO_PHONE = "No phone service"
+INTERNET_ADDONS = (
+    "OnlineSecurity",
+    "OnlineBackup",
+    "DeviceProtection",
+    "TechSupport",
+    "StreamingTV",
+    "StreamingMovies",
+)
+
+#: Allowed levels of every categorical column, in the order of the real file's levels.
+CATEGORICAL: dict[str, tuple[str, ...]] = {
+    "gender": ("Female", "Male"),
+    "Partner": YES_NO,
+    "Dependents": YES_NO,
+    "PhoneService": YES_NO,
+    "MultipleLines": ("No", "Yes", NO_PHONE),
+    "InternetService": ("DSL", "Fiber optic", "No"),
+    **{c: ("No", "Yes", NO_INTERNET) for c in INTERNET_ADDONS},
+    "Contract": ("Month-to-month", "One year", "Two year"),
+    "PaperlessBilling": YES_NO,
+    "PaymentMethod": (
+        "Bank transfer (automatic)",
+        "Credit card (automatic)",
+        "Electronic check",
+        "Mailed check",
+    ),
+}
+
+#: Numeric columns with their inclusive (min, max) range and whether they must be whole numbers.
+NUMERIC: dict[str, tuple[float, float, bool]] = {
+    "SeniorCitizen": (0, 1, True),
+    "tenure": (0, 1200, True),
+    "MonthlyCharges": (0.0, 10_000.0, False),
+    "TotalCharges": (0.0, 10_000_000.0, False),
+}
+
+#: The 21 columns of the real CSV, in the real file's order.
+COLUMNS: tuple[str, ...] = (
+    ID,
+    "gender",
+    "SeniorCitizen",
+    "Partner",
+    "Dependents",
+    "tenure",
+    "PhoneService",
+    "MultipleLines",
+    "InternetService",
+    *INTERNET_ADDONS,
+    "Contract",
+    "PaperlessBilling",
+    "PaymentMethod",
+    "MonthlyCharges",
+    "TotalCharges",
+    TARGET,
+)
+
+#: The 19 customer features a model sees (everything but the id and the target).
+FEATURES: tuple[str, ...] = tuple(c for c in COLUMNS if c not in (ID, TARGET))
+#: Numeric model inputs (SeniorCitizen is a 0/1 flag in the file, so it is numeric here too).
+NUMERIC_FEATURES: tuple[str, ...] = tuple(c for c in FEATURES if c in NUMERIC)
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(c for c in FEATURES if c in CATEGORICAL)
+ID_PATTERN = re.compile(r"^\d{4}-[A-Z]{5}$")
+MAX_ROWS_SHOWN = 5
+
+
+class SchemaError(ValueError):
+    """Raised with every broken rule at once; `problems` keeps them as (column, rule, rows)."""
+
+    def __init__(self, problems: list[Problem], source: str = "data"):
+        self.problems = problems
+        self.source = source
+        lines = [f"{source}: {len(problems)} schema problem(s):"]
+        lines += [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: the column, the rule in words and the first offending row numbers."""
+
+    column: str
+    rule: str
+    rows: tuple[int, ...] = field(default=())
+    count: int = 0
+
+    def __str__(self) -> str:
+        if not self.rows:
+            return f"column '{self.column}': {self.rule}"
+        shown = ", ".join(str(r) for r in self.rows[:MAX_ROWS_SHOWN])
+        more = f" (+{self.count - MAX_ROWS_SHOWN} more)" if self.count > MAX_ROWS_SHOWN else ""
+        return f"column '{self.column}': {self.rule} — {self.count} row(s), e.g. row {shown}{more}"
+
+
+def _rows(mask: pd.Series, offset: int) -> tuple[tuple[int, ...], int]:
+    idx = np.flatnonzero(mask.to_numpy())
+    return tuple(int(i) + offset for i in idx[:MAX_ROWS_SHOWN]), int(idx.size)
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    return values.isna() | values.astype("string").str.strip().eq("")
+
+
+def row_problems(
+    df: pd.DataFrame, *, require_target: bool = False, require_id: bool = False
+) -> dict[int, list[str]]:
+    """Per-row reasons (keyed by position) for rows that break a value rule; column problems raise.
+
+    Used by batch scoring to reject bad rows while still scoring the good ones.
+    """
+    reasons: dict[int, list[str]] = {}
+    for problem, mask in _value_checks(df, require_target=require_target, require_id=require_id):
+        for pos in np.flatnonzero(mask.to_numpy()):
+            reasons.setdefault(int(pos), []).append(f"{problem.column}: {problem.rule}")
+    return reasons
+
+
+def _value_checks(df: pd.DataFrame, *, require_target: bool, require_id: bool):
+    """Yield (problem-without-rows, row mask) for every value rule that some row breaks."""
+    for col in CATEGORICAL_FEATURES:
+        if col not in df.columns:
+            continue
+        values = df[col]
+        levels = CATEGORICAL[col]
+        bad = ~values.astype("string").isin(levels).fillna(False)
+        if bad.any():
+            yield Problem(col, f"must be one of {list(levels)}"), bad
+    for col, (lo, hi, whole) in NUMERIC.items():
+        if col not in df.columns:
+            continue
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        blank = _blank(raw)
+        if col == "TotalCharges":
+            # Real-data quirk: a blank TotalCharges is fine for a customer in their first month.
+            tenure = pd.to_numeric(df["tenure"], errors="coerce") if "tenure" in df else None
+            allowed_blank = blank & (tenure.eq(0) if tenure is not None else True)
+            not_number = num.isna() & ~allowed_blank
+            rule = "must be a number (blank allowed only when tenure is 0)"
+        else:
+            not_number = num.isna()
+            rule = "must be a number"
+        if not_number.any():
+            yield Problem(col, rule), not_number
+        finite = num.notna()
+        out = finite & ((num < lo) | (num > hi) | ~np.isfinite(num.fillna(0)))
+        if out.any():
+            yield Problem(col, f"must be between {lo:g} and {hi:g}"), out
+        if whole:
+            frac = finite & ~out & (num.fillna(0) % 1 != 0)
+            if frac.any():
+                yield Problem(col, "must be a whole number"), frac
+    if require_target and TARGET in df.columns:
+        bad = ~df[TARGET].astype("string").isin(YES_NO).fillna(False)
+        if bad.any():
+            yield Problem(TARGET, "must be 'Yes' or 'No'"), bad
+    if require_id and ID in df.columns:
+        ids = df[ID].astype("string")
+        bad = ids.isna() | ~ids.str.strip().str.len().gt(0).fillna(False)
+        if bad.any():
+            yield Problem(ID, "must not be blank"), bad
+        dup = ids.duplicated(keep="first") & ~bad
+        if dup.any():
+            yield Problem(ID, "must be unique (duplicated customer id)"), dup
+
+
+def validate(
+    df: pd.DataFrame,
+    *,
+    require_target: bool = True,
+    require_id: bool = True,
+    allow_extra: bool = True,
+    source: str = "data",
+    row_offset: int = 2,
+) -> None:
+    """Raise `SchemaError` naming every column, rule and first bad rows; return None when clean.
+
+    Row numbers are file line numbers by default (`row_offset=2`: a header line, 1-based lines).
+    """
+    problems: list[Problem] = []
+    if df is None or len(df.columns) == 0:
+        raise SchemaError([Problem("*", "the file is empty: no header and no rows")], source)
+    required = list(FEATURES)
+    if require_id:
+        required.insert(0, ID)
+    if require_target:
+        required.append(TARGET)
+    missing = [c for c in required if c not in df.columns]
+    problems += [Problem(c, "is missing (required column)") for c in missing]
+    if not allow_extra:
+        known = set(COLUMNS)
+        problems += [Problem(c, "is not a Telco column (unexpected)") for c in df.columns if c not in known]
+    dupcols = df.columns[df.columns.duplicated()].tolist()
+    problems += [Problem(str(c), "appears more than once in the header") for c in dupcols]
+    if len(df) == 0:
+        problems.append(Problem("*", "has no rows (empty file)"))
+    if not dupcols:
+        for problem, mask in _value_checks(df, require_target=require_target, require_id=require_id):
+            rows, count = _rows(mask, row_offset)
+            problems.append(Problem(problem.column, problem.rule, rows, count))
+    if problems:
+        raise SchemaError(problems, source)

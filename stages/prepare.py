@@ -1,0 +1,36 @@
+"""Stage `prepare`: read `data.raw`, validate, clean, stratified train/test split."""
+
+from __future__ import annotations
+
+import logging
+
+from churn import data
+from churn.io import file_md5, load_params, save_json, section, write_table
+from stages import _args
+
+log = logging.getLogger("stages.prepare")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _args.parser(__doc__)
+    p.add_argument("--train-out", default="data/prepared/train.parquet")
+    p.add_argument("--test-out", default="data/prepared/test.parquet")
+    p.add_argument("--metrics-out", default="metrics/data.json")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    raw = section(params, "data.raw", args.params)
+    seed = section(params, "base.seed", args.params)
+    test_size = section(params, "prepare.test_size", args.params)
+    df, fixed = data.load_clean(raw)
+    train, test = data.split(df, test_size=test_size, seed=seed)
+    summary = data.summary(df, train, test, fixed=fixed, input_md5=file_md5(raw), input_path=raw)
+    write_table(train, args.train_out)
+    write_table(test, args.test_out)
+    save_json(summary, args.metrics_out)
+    log.info(
+        "prepared %d rows (%d train, %d test, %d fixed) from %s", len(df), len(train), len(test), fixed, raw
+    )
+
+
+if __name__ == "__main__":
+    _args.run(main)

@@ -1,0 +1,51 @@
+"""Disk helpers: stable JSON, atomic writes, params errors that name the key."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from churn import io
+
+
+def test_json_is_sorted_rounded_and_plain(tmp_path):
+    path = tmp_path / "m.json"
+    io.save_json({"b": np.float64(1 / 3), "a": {"z": np.int64(2), "y": float("nan")}}, path)
+    text = path.read_text()
+    assert json.loads(text) == {"a": {"y": None, "z": 2}, "b": 0.3333}
+    assert text.index('"a"') < text.index('"b"')
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), io.atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_params_errors(tmp_path):
+    with pytest.raises(io.ParamsError, match="not found"):
+        io.load_params(tmp_path / "missing.yaml")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("a: [1,\n")
+    with pytest.raises(io.ParamsError, match="not valid YAML"):
+        io.load_params(bad)
+    bad.write_text("- 1\n")
+    with pytest.raises(io.ParamsError, match="must be a mapping"):
+        io.load_params(bad)
+    with pytest.raises(io.ParamsError, match="key 'base.seed' is missing"):
+        io.section({"base": {}}, "base.seed")
+    assert io.section({"a": {"b": 3}}, "a.b") == 3
+
+
+def test_md5_matches_hashlib(tmp_path):
+    import hashlib
+
+    p = tmp_path / "x.bin"
+    p.write_bytes(b"churn" * 1000)
+    assert io.file_md5(p) == hashlib.md5(b"churn" * 1000).hexdigest()

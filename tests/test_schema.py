@@ -1,0 +1,93 @@
+"""The Telco column contract: every broken rule is named with its column and first rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from churn import schema
+
+
+def test_contract_has_the_21_real_columns_in_order(real_raw):
+    assert list(real_raw.columns) == list(schema.COLUMNS)
+    assert len(schema.FEATURES) == 19
+    assert set(schema.NUMERIC_FEATURES) | set(schema.CATEGORICAL_FEATURES) == set(schema.FEATURES)
+
+
+def test_real_file_passes_including_blank_total_charges(real_raw):
+    blanks = real_raw["TotalCharges"].str.strip().eq("")
+    assert blanks.sum() == 8
+    assert (real_raw.loc[blanks, "tenure"] == "0").all()
+    schema.validate(real_raw)
+
+
+def test_every_real_level_is_allowed(real_raw):
+    for col, levels in schema.CATEGORICAL.items():
+        assert set(real_raw[col].unique()) <= set(levels), col
+
+
+def _errors(df: pd.DataFrame, **kw) -> schema.SchemaError:
+    with pytest.raises(schema.SchemaError) as info:
+        schema.validate(df, **kw)
+    return info.value
+
+
+def test_one_error_names_every_problem_with_rows(synthetic_raw):
+    bad = synthetic_raw.head(50).copy()
+    bad.loc[3, "Contract"] = "Weekly"
+    bad.loc[4, "tenure"] = "-3"
+    bad.loc[5, "MonthlyCharges"] = "abc"
+    bad.loc[6, "customerID"] = bad.loc[7, "customerID"]
+    bad.loc[8, "Churn"] = "maybe"
+    bad = bad.drop(columns=["gender"])
+    err = _errors(bad, source="upload.csv")
+    text = str(err)
+    assert text.startswith("upload.csv: 6 schema problem(s)")
+    by_col = {p.column: p for p in err.problems}
+    assert by_col["gender"].rule == "is missing (required column)"
+    assert "Month-to-month" in by_col["Contract"].rule and by_col["Contract"].rows == (5,)
+    assert by_col["tenure"].rows == (6,) and "between 0" in by_col["tenure"].rule
+    assert by_col["MonthlyCharges"].rule == "must be a number" and by_col["MonthlyCharges"].rows == (7,)
+    assert "unique" in by_col["customerID"].rule and by_col["customerID"].rows == (9,)
+    assert by_col["Churn"].rows == (10,)
+
+
+def test_blank_total_charges_only_allowed_at_tenure_zero(synthetic_raw):
+    bad = synthetic_raw.head(20).copy()
+    row = int((bad["tenure"] != "0").to_numpy().nonzero()[0][0])
+    bad.loc[row, "TotalCharges"] = " "
+    err = _errors(bad)
+    assert err.problems[0].column == "TotalCharges" and "tenure is 0" in err.problems[0].rule
+
+
+def test_fractional_tenure_and_senior_flag(synthetic_raw):
+    bad = synthetic_raw.head(10).copy()
+    bad.loc[0, "tenure"] = "2.5"
+    bad.loc[1, "SeniorCitizen"] = "2"
+    cols = {p.column: p.rule for p in _errors(bad).problems}
+    assert cols == {"tenure": "must be a whole number", "SeniorCitizen": "must be between 0 and 1"}
+
+
+def test_empty_frames():
+    err = _errors(pd.DataFrame())
+    assert "empty" in str(err)
+    err = _errors(pd.DataFrame(columns=list(schema.COLUMNS)))
+    assert "has no rows" in str(err)
+
+
+def test_scoring_input_without_target_or_id(synthetic_raw):
+    customers = synthetic_raw.drop(columns=["Churn", "customerID"]).head(5)
+    schema.validate(customers, require_target=False, require_id=False)
+    with pytest.raises(schema.SchemaError, match="not a Telco column"):
+        schema.validate(customers.assign(extra=1), require_target=False, require_id=False, allow_extra=False)
+
+
+def test_row_problems_keys_rows_by_position(synthetic_raw):
+    df = synthetic_raw.head(10).copy()
+    df.loc[2, "InternetService"] = "Satellite"
+    df.loc[2, "tenure"] = "x"
+    df.loc[9, "PaymentMethod"] = ""
+    problems = schema.row_problems(df)
+    assert sorted(problems) == [2, 9]
+    assert any(r.startswith("InternetService: must be one of") for r in problems[2])
+    assert any(r.startswith("tenure: must be a number") for r in problems[2])
