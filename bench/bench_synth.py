@@ -20,6 +20,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from churn import data, model, synth
 from churn.io import save_json
+from churn.monitoring import drift
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "telco-customer-churn.csv"
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     X_real, y_real = data.xy(data.clean(real)[0])
     X_syn, y_syn = data.xy(data.clean(synthetic)[0])
 
-    psi = synth.column_psi(real, synthetic)
+    psi = drift.column_psi(real, synthetic)
     worst = max(psi, key=psi.get)
     scores = {}
     for name, spec in MODELS.items():

@@ -90,7 +90,7 @@ def fit(
     name: str, spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, *, seed: int, cv_folds: int = 5
 ) -> tuple[Pipeline, dict[str, Any]]:
     """Cross-validate, then fit on all rows. Returns the fitted pipeline and a report dict."""
-    family, hp = check_spec(name, spec)
+    family, _ = check_spec(name, spec)
     report: dict[str, Any] = {"estimator": family, "n_rows": len(X), "churn_rate": float(np.mean(y))}
     if cv_folds and cv_folds >= 2:
         report["cv"] = cross_validate_spec(name, spec, X, y, folds=cv_folds, seed=seed)

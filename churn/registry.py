@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
+
+from churn.io import ParamsError, save_text
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +148,327 @@ def quiet_mlflow_logs() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+# -- registry: aliases champion / challenger / archived, promotion ---------------------------------
+
+CHAMPION, CHALLENGER, ARCHIVED = "champion", "challenger", "archived"
+ALIASES = (CHAMPION, CHALLENGER, ARCHIVED)
+REPORT_STAGE = "report"
+
+
+class RegistryError(ValueError):
+    """The registry cannot do what was asked (unreachable, no run, refused); names what and why."""
+
+
+def report_tags(model_md5: str, spec: dict[str, Any], approved: bool, recommendation: str) -> dict[str, str]:
+    """Tags a `report` run carries so promotion can find it: stage, model hash, spec, verdict."""
+    return {
+        "pipeline_stage": REPORT_STAGE,
+        "model_md5": model_md5,
+        "model_spec": json.dumps(spec, sort_keys=True),
+        "validation_approved": str(bool(approved)).lower(),
+        "ab_recommendation": recommendation,
+    }
+
+
+def client(root: str | Path = "."):
+    """An MlflowClient on the configured store; HTTP stores fail fast instead of retrying for minutes."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    mlflow = _mlflow(root)
+    return mlflow.MlflowClient(tracking_uri=tracking_uri(root), registry_uri=tracking_uri(root))
+
+
+def aliases(mlflow_client, registered_model: str) -> dict[str, str]:
+    """{alias: version} of a registered model ({} when the model is not registered yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(mlflow_client.get_registered_model(registered_model).aliases)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+
+
+def find_report_run(mlflow_client, experiment: str, model_name: str, model_md5: str):
+    """The newest `report` run of `model_name` whose model file has hash `model_md5`."""
+    exp = mlflow_client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise RegistryError(
+            f"no MLflow experiment '{experiment}' at {mlflow_client.tracking_uri}: run `dvc repro` first"
+        )
+    runs = mlflow_client.search_runs(
+        [exp.experiment_id],
+        filter_string=(
+            f"tags.model_name = '{model_name}' and tags.pipeline_stage = '{REPORT_STAGE}' "
+            f"and tags.model_md5 = '{model_md5}'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise RegistryError(
+            f"no MLflow run of the report stage for the current {model_name} model (md5 {model_md5}) "
+            f"in experiment '{experiment}' at {mlflow_client.tracking_uri}: run `dvc repro` with tracking on"
+        )
+    return runs[0]
+
+
+def _version_of(mlflow_client, registered_model: str, model_md5: str):
+    found = mlflow_client.search_model_versions(f"name = '{registered_model}' and tags.model_md5 = '{model_md5}'")
+    return max(found, key=lambda v: int(v.version)) if found else None
+
+
+def register_run(mlflow_client, registered_model: str, run) -> tuple[Any, bool]:
+    """The version holding this run's model (matched by model hash), registering it if new.
+
+    Returns (version, created).
+    """
+    md5 = run.data.tags.get("model_md5", "")
+    existing = _version_of(mlflow_client, registered_model, md5) if md5 else None
+    if existing is not None:
+        return existing, False
+    tags = {k: run.data.tags[k] for k in ("model_md5", "model_spec", "model_name") if k in run.data.tags}
+    import mlflow  # pointed at the client's store by `client()`
+
+    with quiet_mlflow_logs():
+        mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", registered_model, tags=tags)
+    return mlflow_client.get_model_version(registered_model, mv.version), True
+
+
+def register_candidates(
+    runs: dict[str, str], model_md5: dict[str, str], registered_model: str, root: str | Path = "."
+) -> dict[str, str]:
+    """After a report: the challenger's version gets `challenger`; an empty registry gets the
+    champion's version as `champion`. Returns {alias: version} as set."""
+    mlflow_client = client(root)
+    current = aliases(mlflow_client, registered_model)
+    out = {}
+    for name, alias in ((CHAMPION, CHAMPION), (CHALLENGER, CHALLENGER)):
+        if name not in runs or (alias == CHAMPION and CHAMPION in current):
+            continue
+        mv, _ = register_run(mlflow_client, registered_model, mlflow_client.get_run(runs[name]))
+        if alias == CHALLENGER and current.get(CHAMPION) == mv.version:
+            log.info("challenger is identical to champion version %s; no challenger alias set", mv.version)
+            continue
+        mlflow_client.set_registered_model_alias(registered_model, alias, mv.version)
+        current[alias] = out[alias] = mv.version
+    return out
+
+
+def list_versions(registered_model: str, root: str | Path = ".") -> list[dict[str, Any]]:
+    """Every version, newest first: aliases, source run, estimator and key test metrics."""
+    mlflow_client = client(root)
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases(mlflow_client, registered_model).items():
+        by_version.setdefault(str(version), []).append(alias)
+    rows = []
+    for mv in mlflow_client.search_model_versions(f"name = '{registered_model}'"):
+        metrics_: dict[str, float] = {}
+        tags: dict[str, str] = {}
+        if mv.run_id:
+            run = mlflow_client.get_run(mv.run_id)
+            metrics_, tags = run.data.metrics, run.data.tags
+        spec = json.loads(mv.tags.get("model_spec") or tags.get("model_spec") or "{}")
+        rows.append(
+            {
+                "version": str(mv.version),
+                "aliases": sorted(by_version.get(str(mv.version), [])),
+                "run_id": mv.run_id,
+                "model_name": tags.get("model_name", ""),
+                "estimator": spec.get("estimator", ""),
+                "accuracy": metrics_.get("test.accuracy"),
+                "roc_auc": metrics_.get("test.roc_auc"),
+                "approved": tags.get("validation_approved", ""),
+                "promotion_reason": mv.tags.get("promotion_reason", ""),
+            }
+        )
+    return sorted(rows, key=lambda r: -int(r["version"]))
+
+
+def check_promotion(validation: dict[str, Any], ab_test: dict[str, Any], *, force: bool, reason: str) -> str:
+    """The reason to record for a promotion, or RegistryError saying why it is refused.
+
+    Allowed when the challenger is approved and the A/B test recommends `promote`; `force`
+    overrides, but only with a reason in words.
+    """
+    if force:
+        if not reason or not reason.strip():
+            raise RegistryError("--force needs --reason \"…\" (the reason is recorded on the model version)")
+        return f"forced: {reason.strip()}"
+    problems = []
+    if not validation.get("approved"):
+        problems.append(f"the challenger is not approved (failed gates: {', '.join(validation.get('failed', []))})")
+    if ab_test.get("recommendation") != "promote":
+        reasons = "; ".join(ab_test.get("reasons", []))
+        problems.append(f"the A/B test recommends '{ab_test.get('recommendation')}' ({reasons})")
+    if problems:
+        raise RegistryError("promotion refused: " + "; ".join(problems) + ". Override with --force --reason \"…\"")
+    return reason.strip() if reason else "approved by every validation gate; the A/B test recommends promote"
+
+
+def replace_model_spec(text: str, name: str, spec: dict[str, Any], source: str = "params.yaml") -> str:
+    """params.yaml text with `models.<name>` replaced by `spec`, everything else byte-identical.
+
+    Edits the text (comments, order and layout survive) and checks the result parses to the
+    same params with only that key changed.
+    """
+    lines = text.splitlines(keepends=True)
+    top = next((i for i, line in enumerate(lines) if re.match(r"models:\s*(#.*)?$", line)), None)
+    if top is None:
+        raise ParamsError(f"{source}: no top-level 'models:' section to rewrite")
+    start = indent = None
+    for i in range(top + 1, len(lines)):
+        line = lines[i]
+        if line.strip() and not line.startswith((" ", "#")):
+            break
+        match = re.match(rf"( +){re.escape(name)}:\s*(#.*)?$", line)
+        if match:
+            start, indent = i, len(match.group(1))
+            break
+    if start is None:
+        raise ParamsError(f"{source}: 'models.{name}' must be a block mapping (`{name}:` on its own line)")
+    end = start + 1
+    for i in range(start + 1, len(lines)):
+        stripped = lines[i].strip()
+        if stripped and len(lines[i]) - len(lines[i].lstrip(" ")) <= indent:
+            break
+        if stripped:
+            end = i + 1
+    body = yaml.safe_dump(spec, sort_keys=False, default_flow_style=False)
+    pad = " " * (indent + 2)
+    new_lines = [*lines[: start + 1], *(pad + ln + "\n" for ln in body.splitlines()), *lines[end:]]
+    new_text = "".join(new_lines)
+    expected = yaml.safe_load(text)
+    expected["models"][name] = spec
+    if yaml.safe_load(new_text) != expected:
+        raise ParamsError(f"{source}: could not rewrite 'models.{name}' safely; edit it by hand")
+    return new_text
+
+
+def _restore(mlflow_client, registered_model: str, before: dict[str, str], version, old_tags, created) -> list[str]:
+    """Put aliases (and the touched version) back as they were; returns what could not be restored."""
+    problems = []
+    now = aliases(mlflow_client, registered_model)
+    for alias in ALIASES:
+        try:
+            if alias in before and now.get(alias) != before[alias]:
+                mlflow_client.set_registered_model_alias(registered_model, alias, before[alias])
+            elif alias not in before and alias in now:
+                mlflow_client.delete_registered_model_alias(registered_model, alias)
+        except Exception as exc:
+            problems.append(f"alias {alias}: {exc}")
+    if version is not None:
+        try:
+            if created:
+                mlflow_client.delete_model_version(registered_model, version)
+            else:
+                for key in PROMOTION_TAGS:
+                    if key in old_tags:
+                        mlflow_client.set_model_version_tag(registered_model, version, key, old_tags[key])
+                    else:
+                        mlflow_client.delete_model_version_tag(registered_model, version, key)
+        except Exception as exc:
+            problems.append(f"version {version}: {exc}")
+    return problems
+
+
+PROMOTION_TAGS = ("promotion_reason", "promotion_forced")
+
+
+def promote(
+    *,
+    registered_model: str,
+    params_path: str | Path,
+    experiment: str = "churn",
+    model_md5: str | None = None,
+    version: str | None = None,
+    reason: str = "",
+    forced: bool = False,
+    root: str | Path = ".",
+) -> dict[str, Any]:
+    """Make a model version the champion, atomically across the registry and params.yaml.
+
+    The version is `version`, or the one holding the challenger's `report` run whose model has
+    hash `model_md5` (registered now if needed). `champion` moves to it, the former champion
+    gets `archived`, `challenger` is cleared if it pointed there, the reason is tagged on the
+    version, and `models.champion` in params.yaml becomes the version's spec. If any step fails,
+    aliases, version tags and params.yaml are put back and RegistryError says what happened.
+    """
+    params_path = Path(params_path)
+    text = params_path.read_text()
+    uri = tracking_uri(root)
+    try:
+        mlflow_client = client(root)
+        before = aliases(mlflow_client, registered_model)
+    except Exception as exc:
+        raise RegistryError(f"cannot reach the MLflow registry at {uri} ({type(exc).__name__}: {exc})") from exc
+
+    mv, created, written = None, False, False
+    old_tags: dict[str, str] = {}
+    try:
+        if version is None:
+            if not model_md5:
+                raise RegistryError("promote needs a version or the challenger model's md5")
+            mv, created = register_run(
+                mlflow_client, registered_model, find_report_run(mlflow_client, experiment, CHALLENGER, model_md5)
+            )
+        else:
+            mv = mlflow_client.get_model_version(registered_model, str(version))
+        old_tags = dict(mv.tags)
+        spec_text = mv.tags.get("model_spec") or mlflow_client.get_run(mv.run_id).data.tags.get("model_spec")
+        if not spec_text:
+            raise RegistryError(f"{registered_model} version {mv.version} has no model_spec tag to write back")
+        new_text = replace_model_spec(text, CHAMPION, json.loads(spec_text), str(params_path))
+        previous = before.get(CHAMPION)
+        mlflow_client.set_registered_model_alias(registered_model, CHAMPION, mv.version)
+        if previous and previous != str(mv.version):
+            mlflow_client.set_registered_model_alias(registered_model, ARCHIVED, previous)
+        if before.get(CHALLENGER) == str(mv.version):
+            mlflow_client.delete_registered_model_alias(registered_model, CHALLENGER)
+        mlflow_client.set_model_version_tag(registered_model, mv.version, "promotion_reason", reason or "promoted")
+        mlflow_client.set_model_version_tag(registered_model, mv.version, "promotion_forced", str(forced).lower())
+        if new_text != text:
+            save_text(new_text, params_path)
+            written = True
+    except Exception as exc:
+        problems = _restore(mlflow_client, registered_model, before, mv.version if mv else None, old_tags, created)
+        if written:
+            save_text(text, params_path)
+        state = "restored" if not problems else f"NOT fully restored ({'; '.join(problems)})"
+        msg = f"promotion failed ({type(exc).__name__}: {exc}); registry aliases {state}, {params_path} unchanged"
+        raise RegistryError(msg) from exc
+    log.info("promoted %s version %s to champion (was %s)", registered_model, mv.version, before.get(CHAMPION))
+    return {
+        "registered_model": registered_model,
+        "version": str(mv.version),
+        "previous_champion": before.get(CHAMPION),
+        "spec": json.loads(spec_text),
+        "reason": reason,
+        "forced": forced,
+        "params_changed": written,
+    }
+
+
+def set_alias(
+    registered_model: str, version: str, alias: str, *, params_path: str | Path, root: str | Path = ".", **kw: Any
+) -> dict[str, Any]:
+    """Give a version an alias (the app's buttons). `champion` is a promotion (see `promote`);
+    `challenger` / `archived` move that alias, but never off the current champion."""
+    if alias not in ALIASES:
+        raise RegistryError(f"alias must be one of {ALIASES}, got '{alias}'")
+    if alias == CHAMPION:
+        return promote(registered_model=registered_model, params_path=params_path, version=version, root=root, **kw)
+    try:
+        mlflow_client = client(root)
+        current = aliases(mlflow_client, registered_model)
+    except Exception as exc:
+        raise RegistryError(f"cannot reach the MLflow registry at {tracking_uri(root)} ({exc})") from exc
+    if current.get(CHAMPION) == str(version):
+        raise RegistryError(f"version {version} is the champion; promote another version instead of relabelling it")
+    mlflow_client.get_model_version(registered_model, str(version))
+    mlflow_client.set_registered_model_alias(registered_model, alias, str(version))
+    return {"registered_model": registered_model, "version": str(version), "alias": alias}

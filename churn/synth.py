@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import itertools
 import json
 import logging
 import numbers
@@ -17,7 +18,6 @@ from sklearn.linear_model import LogisticRegression
 from churn import schema
 from churn.data import read_raw
 from churn.io import atomic_path, rounded, save_json
-from churn.monitoring import drift
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ _DEMOGRAPHICS = ("SeniorCitizen", "Partner", "Dependents")
 
 def _band_labels() -> tuple[str, ...]:
     edges = TENURE_BANDS
-    labels = [str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    labels = [str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)]
     return (*labels, f"{edges[-1]}+")
 
 
@@ -73,8 +73,8 @@ def _levels(name: str) -> tuple[str, ...]:
     return schema.CATEGORICAL[name]
 
 
-def _band(tenure: np.ndarray) -> np.ndarray:
-    return np.searchsorted(TENURE_BANDS, tenure, side="right") - 1
+def _band(tenure: np.ndarray, edges: tuple[int, ...] | list[int] = TENURE_BANDS) -> np.ndarray:
+    return np.searchsorted(edges, tenure, side="right") - 1
 
 
 def _split_demographics(codes: dict[str, np.ndarray]) -> None:
@@ -142,7 +142,10 @@ def _churn_design(codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     design["SeniorCitizen"] = codes["SeniorCitizen"].astype(float)
     for col, levels in schema.CATEGORICAL.items():
         for i, level in enumerate(levels[1:], start=1):
-            if level not in (schema.NO_PHONE, schema.NO_INTERNET):  # implied by PhoneService / InternetService
+            if level not in (
+                schema.NO_PHONE,
+                schema.NO_INTERNET,
+            ):  # implied by PhoneService / InternetService
                 design[f"{col}={level}"] = (codes[col] == i).astype(float)
     return design
 
@@ -193,7 +196,10 @@ def calibrate(real: pd.DataFrame) -> dict[str, Any]:
         "tenure": {"p": (tenure_counts / tenure_counts.sum()).tolist(), "bands": list(TENURE_BANDS)},
         "chain": chain,
         "monthly_charges": {"coef": dict(zip(names, beta.tolist(), strict=True)), "noise_sd": noise},
-        "total_charges": {"log_ratio_sd": spread, "rule": "sd = log_ratio_sd / sqrt(tenure); 0 at tenure 1"},
+        "total_charges": {
+            "log_ratio_sd": spread,
+            "rule": "sd = log_ratio_sd / sqrt(tenure), cut at 3 sd; 0 at tenure 1",
+        },
         "churn": {
             "rate": float(codes["Churn"].mean()),
             "intercept": float(model.intercept_[0]),
@@ -201,7 +207,9 @@ def calibrate(real: pd.DataFrame) -> dict[str, Any]:
             "scale": dict(CHURN_SCALE),
         },
     }
-    log.info("calibrated synthetic figures on %d real rows (churn rate %.3f)", len(real), figures["churn"]["rate"])
+    log.info(
+        "calibrated synthetic figures on %d real rows (churn rate %.3f)", len(real), figures["churn"]["rate"]
+    )
     return rounded(figures)
 
 
@@ -223,8 +231,12 @@ def _check_args(rows: Any, seed: Any, figures: Any) -> None:
         raise ValueError(f"seed must be a non-negative whole number, got {seed!r}")
     if not isinstance(figures, dict) or figures.get("version") != FIGURES_VERSION:
         got = figures.get("version") if isinstance(figures, dict) else type(figures).__name__
-        raise ValueError(f"figures must be a dict with version {FIGURES_VERSION} (from calibrate), got {got!r}")
-    missing = [k for k in ("tenure", "chain", "monthly_charges", "total_charges", "churn") if k not in figures]
+        raise ValueError(
+            f"figures must be a dict with version {FIGURES_VERSION} (from calibrate), got {got!r}"
+        )
+    missing = [
+        k for k in ("tenure", "chain", "monthly_charges", "total_charges", "churn") if k not in figures
+    ]
     missing += [f"chain.{child}" for child, _ in _CHAIN if child not in figures.get("chain", {})]
     if missing:
         raise ValueError(f"figures are missing key(s) {missing}; recalibrate with calibrate()")
@@ -274,13 +286,17 @@ def generate(rows: int = 7043, seed: int = 42, figures: dict[str, Any] | None = 
     rng = np.random.default_rng(seed)
     tenure_p = np.asarray(figures["tenure"]["p"], dtype=float)
     codes: dict[str, np.ndarray] = {"tenure": _draw(rng, np.broadcast_to(tenure_p, (rows, tenure_p.size)))}
-    codes["tenure_band"] = _band(codes["tenure"])
+    codes["tenure_band"] = _band(codes["tenure"], figures["tenure"]["bands"])
     running = np.zeros(rows, dtype="int64")
     for child, parents in _CHAIN:
         if child in _ADDONS:
             codes["addons_before"] = np.minimum(running, 2)
         table = np.asarray(figures["chain"][child]["p"], dtype=float)
-        p = table[tuple(codes[name] for name in parents)] if parents else np.broadcast_to(table, (rows, table.size))
+        p = (
+            table[tuple(codes[name] for name in parents)]
+            if parents
+            else np.broadcast_to(table, (rows, table.size))
+        )
         codes[child] = _draw(rng, p)
         if child == "demographics":
             _split_demographics(codes)
@@ -301,7 +317,9 @@ def generate(rows: int = 7043, seed: int = 42, figures: dict[str, Any] | None = 
     codes["TotalCharges"] = np.round(tenure * codes["MonthlyCharges"] * ratio, 2)
 
     churn = figures["churn"]
-    z = churn["intercept"] + _matrix(_churn_design(codes), churn["coef"]) @ np.asarray(list(churn["coef"].values()))
+    z = churn["intercept"] + _matrix(_churn_design(codes), churn["coef"]) @ np.asarray(
+        list(churn["coef"].values())
+    )
     shift = _shift_to_rate(z, churn["rate"])
     log.debug("churn intercept shifted by %.4f to reach rate %.4f", shift, churn["rate"])
     churned = rng.random(rows) < expit(z + shift)
@@ -317,23 +335,6 @@ def generate(rows: int = 7043, seed: int = 42, figures: dict[str, Any] | None = 
     out["TotalCharges"] = np.where(tenure == 0, " ", np.asarray(out["TotalCharges"], dtype=object))
     out[schema.TARGET] = np.where(churned, "Yes", "No")
     return pd.DataFrame(out, columns=list(schema.COLUMNS)).astype("str")
-
-
-def column_psi(reference: pd.DataFrame, current: pd.DataFrame, n_bins: int = 10) -> dict[str, float]:
-    """PSI of every Telco column but the id between two raw frames (blank TotalCharges count as 0).
-
-    Numbers (tenure, MonthlyCharges, TotalCharges) use `n_bins` quantile bins of the reference;
-    everything else, SeniorCitizen and Churn included, one bin per level plus an unseen bucket.
-    """
-    numeric = ("tenure", "MonthlyCharges", "TotalCharges")
-    out = {}
-    for col in schema.COLUMNS[1:]:
-        if col in numeric:
-            ref, cur = (pd.to_numeric(f[col], errors="coerce").fillna(0.0).to_numpy() for f in (reference, current))
-            out[col] = drift.psi_numeric(ref, cur, n_bins)
-        else:
-            out[col] = drift.psi_categorical(reference[col].to_numpy(), current[col].to_numpy())
-    return out
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:

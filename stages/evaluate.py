@@ -15,6 +15,7 @@ log = logging.getLogger("stages.evaluate")
 def main(argv: list[str] | None = None) -> None:
     p = _args.parser(__doc__)
     p.add_argument("--name", required=True, help="model name, a key of params.yaml: models")
+    p.add_argument("--model", help="fitted pipeline (default: models/<name>.joblib)")
     p.add_argument("--test", default="data/prepared/test.parquet")
     p.add_argument("--data-metrics", default="metrics/data.json")
     p.add_argument("--metrics-dir", default="metrics")
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     seed = section(params, "base.seed", args.params)
     threshold = section(params, "evaluate.threshold", args.params)
     bins = section(params, "evaluate.calibration_bins", args.params)
-    pipeline = load_model(Path("models") / f"{args.name}.joblib")
+    pipeline = load_model(args.model or Path("models") / f"{args.name}.joblib")
     X, y = data.xy(read_table(args.test))
     proba = pipeline.predict_proba(X)[:, 1]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -36,7 +38,7 @@ def test_ranking_and_probability_metrics_by_hand():
 def test_curves():
     roc = metrics.roc_points(Y, P)
     assert roc[0]["fpr"] == 0 and roc[-1] == {"fpr": 1.0, "tpr": 1.0, "threshold": 0.05}
-    assert all(a["fpr"] <= b["fpr"] for a, b in zip(roc, roc[1:], strict=False))
+    assert all(a["fpr"] <= b["fpr"] for a, b in itertools.pairwise(roc))
     cal = metrics.calibration_points(Y, P, bins=2)
     assert [c["count"] for c in cal] == [5, 3]
     assert cal[1]["fraction_positive"] == pytest.approx(2 / 3)

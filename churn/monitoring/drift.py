@@ -6,6 +6,9 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
+
+from churn import schema
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,9 @@ def psi_numeric(reference: np.ndarray, current: np.ndarray, n_bins: int = 10) ->
     return psi_from_counts(_bin_counts(reference, edges), _bin_counts(current, edges))
 
 
-def psi_categorical(reference: Sequence[object] | np.ndarray, current: Sequence[object] | np.ndarray) -> float:
+def psi_categorical(
+    reference: Sequence[object] | np.ndarray, current: Sequence[object] | np.ndarray
+) -> float:
     """PSI of a categorical feature: one bin per reference level plus an "unseen" bucket.
 
     Values are compared as strings; levels that occur only in `current` all fall in the unseen bucket
@@ -80,3 +85,22 @@ def psi_categorical(reference: Sequence[object] | np.ndarray, current: Sequence[
     cur_counts = [found.pop(level, 0) for level in levels.tolist()]
     unseen = sum(found.values())
     return psi_from_counts([*ref_counts.tolist(), 0], [*cur_counts, unseen])
+
+
+def column_psi(reference: pd.DataFrame, current: pd.DataFrame, n_bins: int = 10) -> dict[str, float]:
+    """PSI of every Telco column but the id between two raw frames (blank TotalCharges count as 0).
+
+    Numbers (tenure, MonthlyCharges, TotalCharges) use `n_bins` quantile bins of the reference;
+    everything else, SeniorCitizen and Churn included, one bin per level plus an unseen bucket.
+    """
+    numeric = ("tenure", "MonthlyCharges", "TotalCharges")
+    out = {}
+    for col in schema.COLUMNS[1:]:
+        if col in numeric:
+            ref, cur = (
+                pd.to_numeric(f[col], errors="coerce").fillna(0.0).to_numpy() for f in (reference, current)
+            )
+            out[col] = psi_numeric(ref, cur, n_bins)
+        else:
+            out[col] = psi_categorical(reference[col].to_numpy(), current[col].to_numpy())
+    return out

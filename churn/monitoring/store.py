@@ -1,0 +1,620 @@
+"""The prediction log: predictions (19 typed feature columns), outcomes and alerts, via SQLAlchemy."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.pool import StaticPool
+
+from churn import schema
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///predictions.db"
+RISK_LEVELS = ("Low", "Medium", "High")
+#: Milliseconds a SQLite writer waits for another writer's lock before giving up.
+SQLITE_BUSY_MS = 30_000
+#: Rows per INSERT statement (SQLAlchemy "insertmanyvalues" batches) and per chunked read.
+BATCH_ROWS = 1_000
+MAX_TEXT = 200
+
+metadata = sa.MetaData()
+
+
+def _feature_column(name: str) -> sa.Column:
+    if name in schema.CATEGORICAL:
+        return sa.Column(name, sa.String(32), nullable=False)
+    if schema.NUMERIC[name][2]:
+        return sa.Column(name, sa.Integer, nullable=False)
+    # TotalCharges may be NULL: a first-month customer (tenure 0) has not been billed yet.
+    return sa.Column(name, sa.Float, nullable=name == "TotalCharges")
+
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("customer_id", sa.String(64), nullable=True, index=True),
+    sa.Column("model_name", sa.String(MAX_TEXT), nullable=False),
+    sa.Column("model_version", sa.String(MAX_TEXT), nullable=False, default=""),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("risk_level", sa.String(8), nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False, default=0.0),
+    sa.Column("email_source", sa.String(MAX_TEXT), nullable=True),
+    *(_feature_column(name) for name in schema.FEATURES),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.String(64), nullable=False, index=True),
+    sa.Column("churned", sa.Boolean, nullable=False),
+    sa.Column("outcome_date", sa.Date, nullable=False),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("feature", sa.String(64), nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("window", sa.String(MAX_TEXT), nullable=False, default=""),
+)
+
+
+class RecordError(ValueError):
+    """A prediction, outcome or alert breaks a rule; the message names the record, field and rule."""
+
+
+@dataclass
+class PredictionRecord:
+    """One served prediction: the 19 raw features (model-typed values) and what the model said."""
+
+    features: dict[str, Any]
+    probability: float
+    risk_level: str
+    model_name: str
+    model_version: str = ""
+    latency_ms: float = 0.0
+    email_source: str | None = None
+    customer_id: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What really happened to a customer: churned or not, by `outcome_date`."""
+
+    customer_id: str
+    churned: bool
+    outcome_date: date
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One fired alert; `value` broke `threshold` (both None for alerts without a number)."""
+
+    kind: str
+    message: str
+    feature: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    window: str = ""
+    created_at: datetime | None = None
+    id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        created = self.created_at.isoformat() if self.created_at else None
+        return {
+            "id": self.id,
+            "created_at": created,
+            "kind": self.kind,
+            "feature": self.feature,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+            "window": self.window,
+        }
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which logged predictions to look at: the last `last` rows, and/or `start` ≤ created_at < `end`.
+
+    Times are UTC (naive values are taken as UTC). `model_name` restricts to one model's predictions.
+    """
+
+    last: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    model_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.last is not None and (isinstance(self.last, bool) or int(self.last) < 1):
+            raise ValueError(f"window: last must be a positive number of predictions, got {self.last}")
+        if self.start and self.end and utc_naive(self.start) >= utc_naive(self.end):
+            raise ValueError(f"window: start ({self.start}) must be before end ({self.end})")
+
+    def describe(self) -> str:
+        parts = []
+        if self.last is not None:
+            parts.append(f"last {self.last}")
+        if self.start is not None:
+            parts.append(f"from {utc_naive(self.start):%Y-%m-%d %H:%M}")
+        if self.end is not None:
+            parts.append(f"to {utc_naive(self.end):%Y-%m-%d %H:%M}")
+        if self.model_name:
+            parts.append(f"model {self.model_name}")
+        return " ".join(parts) or "all predictions"
+
+
+def utc_naive(moment: datetime | None) -> datetime:
+    """A UTC datetime without tzinfo (how the log stores time); naive input is taken as UTC."""
+    if moment is None:
+        return datetime.now(UTC).replace(tzinfo=None)
+    if isinstance(moment, pd.Timestamp):
+        moment = moment.to_pydatetime()
+    if not isinstance(moment, datetime):
+        raise RecordError(f"created_at must be a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def default_url() -> str:
+    """`CHURN_DB_URL` if set, else a SQLite file `predictions.db` in the current directory."""
+    return os.environ.get("CHURN_DB_URL") or DEFAULT_URL
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    memory = parsed.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_MS / 1000, "check_same_thread": False}}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    elif parsed.database:
+        os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+    engine = sa.create_engine(url, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+        if not memory:
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.close()
+
+    return engine
+
+
+def _check_text(value: Any, name: str, where: str, *, required: bool, limit: int = MAX_TEXT) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        if required:
+            raise RecordError(f"{where}: {name} is required")
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"{where}: {name} must be text, got {type(value).__name__}")
+    if required and not value.strip():
+        raise RecordError(f"{where}: {name} must not be blank")
+    if len(value) > limit:
+        raise RecordError(f"{where}: {name} must be at most {limit} characters")
+    return value
+
+
+def _check_number(value: Any, name: str, where: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise RecordError(f"{where}: {name} must be a number, got {value!r}")
+    number = float(value)
+    if not (math.isfinite(number) and lo <= number <= hi):
+        raise RecordError(f"{where}: {name} must be between {lo:g} and {hi:g}, got {value!r}")
+    return number
+
+
+def _feature_frame(rows: list[dict[str, Any]], first: int = 0) -> pd.DataFrame:
+    """Check names and value rules of the features of `rows`; return them typed for the table."""
+    for pos, feats in enumerate(rows, start=first):
+        if not isinstance(feats, dict):
+            raise RecordError(f"prediction record {pos}: features must be a dict of the 19 Telco features")
+        missing = [c for c in schema.FEATURES if c not in feats]
+        extra = [c for c in feats if c not in schema.FEATURES]
+        if missing or extra:
+            what = f"missing {missing}" if missing else f"unknown {extra}"
+            raise RecordError(
+                f"prediction record {pos}: features {what} (the 19 Telco features are required)"
+            )
+    frame = pd.DataFrame(rows, columns=list(schema.FEATURES))
+    _check_feature_values(frame, first)
+    return _typed(frame)
+
+
+def _check_feature_values(frame: pd.DataFrame, first: int) -> None:
+    for col in schema.NUMERIC_FEATURES:
+        values = frame[col]
+        typed = values.map(
+            lambda v: v is None or (isinstance(v, int | float | np.number) and not isinstance(v, bool))
+        )
+        if not typed.all():
+            pos = int(np.flatnonzero(~typed.to_numpy())[0])
+            raise RecordError(
+                f"prediction record {pos + first}: feature {col} must be a number, got {values.iloc[pos]!r}"
+            )
+    problems = schema.row_problems(frame)
+    if problems:
+        pos = min(problems)
+        raise RecordError(f"prediction record {pos + first}: feature {'; '.join(problems[pos])}")
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=frame.index)
+    for col in schema.FEATURES:
+        if col in schema.CATEGORICAL:
+            out[col] = frame[col].astype(str)
+        elif schema.NUMERIC[col][2]:
+            out[col] = pd.to_numeric(frame[col]).astype("int64")
+        else:
+            out[col] = pd.to_numeric(frame[col]).astype("float64")
+    return out
+
+
+def _prediction_rows(records: Sequence[PredictionRecord]) -> list[dict[str, Any]]:
+    """Validate every record (raising on the first bad one) and return the rows to insert."""
+    meta = []
+    for pos, rec in enumerate(records):
+        where = f"prediction record {pos}"
+        if not isinstance(rec, PredictionRecord):
+            raise RecordError(f"{where}: must be a PredictionRecord, got {type(rec).__name__}")
+        risk = rec.risk_level
+        if risk not in RISK_LEVELS:
+            raise RecordError(f"{where}: risk_level must be one of {list(RISK_LEVELS)}, got {risk!r}")
+        meta.append(
+            {
+                "probability": _check_number(rec.probability, "probability", where, 0.0, 1.0),
+                "risk_level": risk,
+                "model_name": _check_text(rec.model_name, "model_name", where, required=True),
+                "model_version": _check_text(rec.model_version, "model_version", where, required=False) or "",
+                "latency_ms": _check_number(rec.latency_ms, "latency_ms", where, 0.0, math.inf),
+                "email_source": _check_text(rec.email_source, "email_source", where, required=False),
+                "customer_id": _check_text(rec.customer_id, "customer_id", where, required=False, limit=64),
+                "created_at": utc_naive(rec.created_at),
+            }
+        )
+    features = _feature_frame([rec.features for rec in records])
+    rows = features.to_dict("records")
+    for row, extra in zip(rows, meta, strict=True):
+        row.update(extra)
+        if row["TotalCharges"] is not None and math.isnan(row["TotalCharges"]):
+            row["TotalCharges"] = None
+    return rows
+
+
+class PredictionStore:
+    """The prediction log in any SQLAlchemy database (SQLite in WAL mode by default).
+
+    Writes are one transaction each, so concurrent writer threads and processes never lose or
+    duplicate a row; bad records raise `RecordError` and nothing of their batch is written.
+    """
+
+    def __init__(self, url: str | None = None):
+        self.url = url or default_url()
+        self.engine = _make_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        try:
+            metadata.create_all(self.engine)
+        except (OperationalError, ProgrammingError):
+            # Another process created the tables between our check and our CREATE: check again.
+            metadata.create_all(self.engine)
+
+    def __repr__(self) -> str:
+        return f"PredictionStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- predictions -------------------------------------------------------------------------
+
+    def log(self, records: Sequence[PredictionRecord]) -> list[int]:
+        """Validate and insert `records` in one transaction; return their ids in order."""
+        records = list(records)
+        if not records:
+            return []
+        return self._insert(_prediction_rows(records))
+
+    def log_frame(
+        self, features: pd.DataFrame, results: pd.DataFrame, *, return_ids: bool = True
+    ) -> list[int]:
+        """Bulk form of `log`: 19 feature columns plus a results frame of the record's other fields.
+
+        `results` needs `probability`, `risk_level`, `model_name` columns and may carry
+        `model_version`, `latency_ms`, `email_source`, `customer_id`, `created_at`.
+        """
+        if len(features) != len(results):
+            raise RecordError(
+                f"features ({len(features)} rows) and results ({len(results)} rows) differ in length"
+            )
+        feats = features[list(schema.FEATURES)].to_dict("records") if len(features) else []
+        res = results.reset_index(drop=True)
+        allowed = {f for f in PredictionRecord.__dataclass_fields__ if f != "features"}
+        unknown = sorted(set(res.columns) - allowed)
+        if unknown:
+            raise RecordError(f"results: unknown column(s) {unknown}; allowed: {sorted(allowed)}")
+        fields = res.to_dict("records")
+        for row in fields:
+            if "created_at" in row and pd.isna(row["created_at"]):
+                row["created_at"] = None
+        records = [PredictionRecord(features=f, **r) for f, r in zip(feats, fields, strict=True)]
+        if not records:
+            return []
+        return self._insert(_prediction_rows(records), return_ids=return_ids)
+
+    def _insert(self, rows: list[dict[str, Any]], return_ids: bool = True) -> list[int]:
+        with self.engine.begin() as conn:
+            if not return_ids:
+                conn.execute(predictions.insert(), rows)
+                return []
+            stmt = predictions.insert().returning(predictions.c.id, sort_by_parameter_order=True)
+            ids = [int(row[0]) for row in conn.execute(stmt, rows)]
+        log.debug("logged %d prediction(s)", len(ids))
+        return ids
+
+    def set_email_source(self, prediction_id: int, source: str) -> None:
+        """Record which writer produced the retention email of a logged prediction."""
+        _check_text(source, "email_source", f"prediction {prediction_id}", required=True)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                predictions.update().where(predictions.c.id == int(prediction_id)).values(email_source=source)
+            )
+            if done.rowcount != 1:
+                raise RecordError(f"prediction {prediction_id}: no such prediction in the log")
+
+    def count(self, window: Window | None = None) -> int:
+        """Number of logged predictions (in `window`, if given)."""
+        stmt = sa.select(sa.func.count()).select_from(predictions)
+        stmt = stmt.where(*self.window_clause(window or Window()))
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def window_clause(self, window: Window) -> list[sa.ColumnElement[bool]]:
+        """SQL conditions selecting `window`'s rows of the predictions table."""
+        t = predictions.c
+        conds: list[sa.ColumnElement[bool]] = []
+        if window.model_name:
+            conds.append(t.model_name == window.model_name)
+        if window.start is not None:
+            conds.append(t.created_at >= utc_naive(window.start))
+        if window.end is not None:
+            conds.append(t.created_at < utc_naive(window.end))
+        if window.last is not None:
+            nth = sa.select(t.id).where(*conds).order_by(t.id.desc()).limit(1).offset(int(window.last) - 1)
+            conds.append(t.id >= sa.func.coalesce(nth.scalar_subquery(), 0))
+        return conds
+
+    def read(self, window: Window | None = None, columns: Iterable[str] | None = None) -> pd.DataFrame:
+        """The window's predictions as a frame, oldest first (for small windows: use `chunks` for big)."""
+        return pd.concat(list(self.chunks(window, columns, chunk_rows=None)), ignore_index=True)
+
+    def chunks(
+        self,
+        window: Window | None = None,
+        columns: Iterable[str] | None = None,
+        chunk_rows: int | None = 100_000,
+    ) -> Iterable[pd.DataFrame]:
+        """Yield the window's predictions in frames of at most `chunk_rows` rows, oldest first."""
+        cols = [predictions.c[c] for c in (columns or predictions.c.keys())]
+        stmt = sa.select(*cols).where(*self.window_clause(window or Window())).order_by(predictions.c.id)
+        names = [c.name for c in cols]
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(stmt)
+            empty = True
+            while True:
+                rows = result.fetchmany(chunk_rows) if chunk_rows else result.fetchall()
+                if not rows:
+                    break
+                empty = False
+                yield _frame(rows, names)
+                if not chunk_rows:
+                    break
+            if empty:
+                yield _frame([], names)
+
+    def numeric_counts(self, column: str, resolution: float, window: Window | None = None) -> pd.Series:
+        """Counts of `column` rounded to multiples of `resolution` (index: the rounded value), by SQL.
+
+        NULLs are left out. This is how drift reads a window of any size in one pass per column.
+        """
+        col = self._column(column)
+        key = sa.cast(sa.func.round(col / float(resolution)), sa.BigInteger).label("k")
+        conds = [*self.window_clause(window or Window()), col.is_not(None)]
+        stmt = sa.select(key, sa.func.count().label("n")).where(*conds).group_by(key).order_by(key)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        keys = np.array([r[0] for r in rows], dtype="float64")
+        return pd.Series([int(r[1]) for r in rows], index=keys * resolution, dtype="int64", name=column)
+
+    def level_counts(self, column: str, window: Window | None = None) -> pd.Series:
+        """Counts of each value of a text column in the window, by SQL (NULLs left out)."""
+        col = self._column(column)
+        conds = [*self.window_clause(window or Window()), col.is_not(None)]
+        stmt = sa.select(col, sa.func.count()).where(*conds).group_by(col).order_by(col)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return pd.Series({str(r[0]): int(r[1]) for r in rows}, dtype="int64", name=column)
+
+    def _column(self, name: str) -> sa.Column:
+        if name not in predictions.c:
+            raise KeyError(f"predictions table has no column '{name}'")
+        return predictions.c[name]
+
+    def time_bounds(self, window: Window | None = None) -> tuple[datetime | None, datetime | None]:
+        """Oldest and newest created_at in the window (None, None when empty)."""
+        t = predictions.c
+        stmt = sa.select(sa.func.min(t.created_at), sa.func.max(t.created_at))
+        with self.engine.connect() as conn:
+            lo, hi = conn.execute(stmt.where(*self.window_clause(window or Window()))).one()
+        return lo, hi
+
+    def bucket_counts(self, unit: str, window: Window | None = None, by: str | None = None) -> pd.DataFrame:
+        """Predictions per hour or day (`unit`), optionally split by a column (e.g. risk_level).
+
+        Columns: `bucket` (UTC start of the hour/day as text), [`by`], `n`.
+        """
+        bucket = self._bucket(unit)
+        keys = [bucket] + ([self._column(by)] if by else [])
+        stmt = (
+            sa.select(*keys, sa.func.count().label("n"))
+            .where(*self.window_clause(window or Window()))
+            .group_by(*keys)
+            .order_by(*keys)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return pd.DataFrame(rows, columns=["bucket", *([by] if by else []), "n"])
+
+    def _bucket(self, unit: str) -> sa.ColumnElement[str]:
+        fmt = {"hour": ("%Y-%m-%d %H:00", "YYYY-MM-DD HH24:00"), "day": ("%Y-%m-%d", "YYYY-MM-DD")}
+        if unit not in fmt:
+            raise ValueError(f"time unit must be one of {sorted(fmt)}, got {unit!r}")
+        col = predictions.c.created_at
+        if self.dialect == "sqlite":
+            return sa.func.strftime(fmt[unit][0], col).label("bucket")
+        if self.dialect == "postgresql":
+            return sa.func.to_char(col, fmt[unit][1]).label("bucket")
+        return sa.func.date_format(col, fmt[unit][0].replace("%M", "%i")).label("bucket")
+
+    def has_customers(self, customer_ids: Iterable[str]) -> set[str]:
+        """Which of `customer_ids` have at least one logged prediction."""
+        ids = sorted({str(c) for c in customer_ids})
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), BATCH_ROWS):
+                part = ids[start : start + BATCH_ROWS]
+                stmt = (
+                    sa.select(predictions.c.customer_id).where(predictions.c.customer_id.in_(part)).distinct()
+                )
+                found.update(str(r[0]) for r in conn.execute(stmt))
+        return found
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def add_outcomes(self, items: Sequence[Outcome], recorded_at: datetime | None = None) -> int:
+        """Record outcomes in one transaction; return how many were written."""
+        stamp = utc_naive(recorded_at)
+        rows = []
+        for pos, item in enumerate(items):
+            where = f"outcome {pos}"
+            cid = _check_text(item.customer_id, "customer_id", where, required=True, limit=64)
+            if not isinstance(item.churned, bool | np.bool_):
+                raise RecordError(f"{where}: churned must be true or false, got {item.churned!r}")
+            if not isinstance(item.outcome_date, date):
+                raise RecordError(f"{where}: outcome_date must be a date, got {item.outcome_date!r}")
+            day = item.outcome_date.date() if isinstance(item.outcome_date, datetime) else item.outcome_date
+            rows.append(
+                {"customer_id": cid, "churned": bool(item.churned), "outcome_date": day, "recorded_at": stamp}
+            )
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(outcomes.insert(), rows)
+        return len(rows)
+
+    def read_outcomes(self) -> pd.DataFrame:
+        """Every recorded outcome (customer_id, churned, outcome_date, recorded_at), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(outcomes).order_by(outcomes.c.id)).all()
+        return _frame(rows, list(outcomes.c.keys()))
+
+    def labelled(self, window: Window | None = None) -> pd.DataFrame:
+        """The window's predictions joined to their customer's latest recorded outcome.
+
+        Columns: id, created_at, customer_id, model_name, probability, risk_level, churned (0/1),
+        outcome_date. Predictions without an outcome are left out.
+        """
+        latest = (
+            sa.select(outcomes.c.customer_id, sa.func.max(outcomes.c.id).label("oid"))
+            .group_by(outcomes.c.customer_id)
+            .subquery()
+        )
+        p = predictions.c
+        stmt = (
+            sa.select(
+                p.id,
+                p.created_at,
+                p.customer_id,
+                p.model_name,
+                p.probability,
+                p.risk_level,
+                outcomes.c.churned,
+                outcomes.c.outcome_date,
+            )
+            .join_from(predictions, latest, latest.c.customer_id == p.customer_id)
+            .join(outcomes, outcomes.c.id == latest.c.oid)
+            .where(*self.window_clause(window or Window()))
+            .order_by(p.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        out = _frame(rows, [c.name for c in stmt.selected_columns])
+        out["churned"] = out["churned"].astype("int64")
+        return out
+
+    # -- alerts ------------------------------------------------------------------------------
+
+    def add_alerts(self, items: Sequence[Alert]) -> list[Alert]:
+        """Store alerts in one transaction; return them with their ids and times."""
+        stamp = utc_naive(None)
+        rows = []
+        for pos, item in enumerate(items):
+            where = f"alert {pos}"
+            row = {
+                "created_at": utc_naive(item.created_at) if item.created_at else stamp,
+                "kind": _check_text(item.kind, "kind", where, required=True, limit=64),
+                "feature": _check_text(item.feature, "feature", where, required=False, limit=64),
+                "message": _check_text(item.message, "message", where, required=True, limit=10_000),
+                "window": _check_text(item.window, "window", where, required=False) or "",
+            }
+            for name in ("value", "threshold"):
+                number = getattr(item, name)
+                row[name] = (
+                    None if number is None else _check_number(number, name, where, -math.inf, math.inf)
+                )
+            rows.append(row)
+        if not rows:
+            return []
+        with self.engine.begin() as conn:
+            stmt = alerts.insert().returning(alerts.c.id, sort_by_parameter_order=True)
+            ids = [int(r[0]) for r in conn.execute(stmt, rows)]
+        return [Alert(id=i, **row) for i, row in zip(ids, rows, strict=True)]
+
+    def read_alerts(self, limit: int | None = 100, kind: str | None = None) -> list[Alert]:
+        """Stored alerts, newest first."""
+        stmt = sa.select(alerts).order_by(alerts.c.id.desc())
+        if kind:
+            stmt = stmt.where(alerts.c.kind == kind)
+        if limit:
+            stmt = stmt.limit(int(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [Alert(**dict(r)) for r in rows]
+
+
+def _frame(rows: Sequence[Any], names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([tuple(r) for r in rows], columns=names)

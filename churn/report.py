@@ -1,0 +1,416 @@
+"""The pull-request report: params and metrics diffs, gates, A/B verdict and plots as Markdown."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from churn.metrics import HEADLINE
+
+#: Evaluate metrics shown in the headline table (besides the five gate metrics).
+HEADLINE_EXTRA = ("pr_auc", "brier", "log_loss")
+LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
+#: Curve files under metrics/plots/<model>/ and how each is drawn: (title, x key, y key, diagonal).
+CURVES = {
+    "roc": ("ROC", "fpr", "tpr", True),
+    "precision_recall": ("Precision–recall", "recall", "precision", False),
+    "calibration": ("Calibration", "mean_predicted", "fraction_positive", True),
+}
+AXIS_LABELS = {
+    "fpr": "False positive rate",
+    "tpr": "True positive rate",
+    "recall": "Recall",
+    "precision": "Precision",
+    "mean_predicted": "Mean predicted churn probability",
+    "fraction_positive": "Observed churn rate",
+}
+TOP_FEATURES = 12
+_EVALUATE = re.compile(r"(?:^|/)evaluate/(?P<model>[^/]+)\.json$")
+_P_VALUE = re.compile(r"^p_?value$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One parameter or metric: its file, dotted name, base and workspace values."""
+
+    path: str
+    name: str
+    old: Any
+    new: Any
+
+    @property
+    def delta(self) -> float | None:
+        """new − old for numbers (rounded to 4 decimals), else None."""
+        if _is_number(self.old) and _is_number(self.new):
+            return round(self.new - self.old, 4)
+        return None
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+@dataclass
+class Plot:
+    """A rendered image: its title and the link to it, relative to the report."""
+
+    title: str
+    link: str
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows; `None` means "could not be compared", with the reason in notes."""
+
+    base: str
+    base_sha: str | None = None
+    notes: list[str] = field(default_factory=list)
+    params: list[Change] | None = None
+    metrics: list[Change] | None = None
+    validation: dict[str, Any] | None = None
+    base_validation: dict[str, Any] | None = None
+    ab_test: dict[str, Any] | None = None
+    plots: list[Plot] = field(default_factory=list)
+    plots_url: str | None = None
+    plot_note: str | None = None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def changes_from_diff(diff: dict[str, dict[str, dict[str, Any]]]) -> list[Change]:
+    """Changes from `dvc params diff --json` / `dvc metrics diff --json`, sorted by file and name."""
+    rows = [
+        Change(path, name, entry.get("old"), entry.get("new"))
+        for path, entries in diff.items()
+        for name, entry in entries.items()
+    ]
+    return sorted(rows, key=lambda c: (c.path, c.name))
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as {"a.b.c": value}, the way DVC names metrics and params."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def changes_from_show(show: dict[str, Any]) -> list[Change]:
+    """Workspace values from `dvc metrics show --json` as changes with no base value."""
+    rows = []
+    for rev in show.values():
+        for path, entry in (rev.get("data") or {}).items():
+            for name, value in flatten(entry.get("data") or {}).items():
+                rows.append(Change(path, name, None, value))
+    return sorted(rows, key=lambda c: (c.path, c.name))
+
+
+def fmt(value: Any) -> str:
+    """A cell: numbers to 4 decimals, missing as an em dash, text in code spans."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else str(value)
+    return f"`{value}`"
+
+
+def fmt_delta(change: Change) -> str:
+    """The signed change (`+0.0135`), `new`/`removed` when one side is missing, else blank."""
+    if change.old is None and change.new is not None:
+        return "new"
+    if change.new is None and change.old is not None:
+        return "removed"
+    delta = change.delta
+    if delta is None:
+        return "changed" if change.changed else ""
+    if isinstance(change.old, int) and isinstance(change.new, int):
+        return f"{int(delta):+d}"
+    return f"{delta:+.4f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def _base_label(inputs: ReportInputs) -> str:
+    return f"`{inputs.base}`"
+
+
+def _params_section(inputs: ReportInputs) -> list[str]:
+    out = ["## Parameters", ""]
+    if inputs.params is None:
+        return [*out, "Parameters were not compared (see the notes above).", ""]
+    changed = [c for c in inputs.params if c.changed]
+    if not changed:
+        return [*out, f"No parameter changed against {_base_label(inputs)}.", ""]
+    rows = [[f"`{c.path}`", f"`{c.name}`", fmt(c.old), fmt(c.new), fmt_delta(c)] for c in changed]
+    return [*out, *_table(["File", "Param", _base_label(inputs), "workspace", "Change"], rows), ""]
+
+
+def headline(metrics: list[Change]) -> list[Change]:
+    """The evaluate metrics of every model (five gate metrics first), in a stable order."""
+    order = {name: i for i, name in enumerate((*HEADLINE, *HEADLINE_EXTRA))}
+    rows = [c for c in metrics if _EVALUATE.search(c.path) and c.name in order]
+    return sorted(rows, key=lambda c: (_EVALUATE.search(c.path)["model"], order[c.name]))
+
+
+def _metrics_section(inputs: ReportInputs) -> list[str]:
+    out = ["## Metrics", ""]
+    if inputs.metrics is None:
+        return [*out, "Metrics were not compared (see the notes above).", ""]
+    if not inputs.metrics:
+        return [*out, "No metrics found: the pipeline has not written any (run `dvc repro`).", ""]
+    base = _base_label(inputs)
+    top = headline(inputs.metrics)
+    if top:
+        rows = [
+            [
+                _EVALUATE.search(c.path)["model"],
+                c.name + (" (lower is better)" if c.name in LOWER_IS_BETTER else ""),
+                fmt(c.old),
+                fmt(c.new),
+                fmt_delta(c),
+            ]
+            for c in top
+        ]
+        out += ["Test-set metrics of each model:", ""]
+        out += [*_table(["Model", "Metric", base, "workspace", "Change"], rows), ""]
+    changed = [c for c in inputs.metrics if c.changed]
+    unchanged = len(inputs.metrics) - len(changed)
+    if not changed:
+        return [*out, f"No metric changed against {base} ({unchanged} compared).", ""]
+    rows = [[f"`{c.path}`", f"`{c.name}`", fmt(c.old), fmt(c.new), fmt_delta(c)] for c in changed]
+    summary = f"All {len(changed)} changed metrics ({unchanged} unchanged)"
+    out += ["<details>", f"<summary>{summary}</summary>", ""]
+    return [*out, *_table(["File", "Metric", base, "workspace", "Change"], rows), "", "</details>", ""]
+
+
+def find_gates(node: Any, path: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every dict with a `passed` key, depth first, named by its path; nested gates are kept too."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if "passed" in node and path:
+            found.append({"name": " / ".join(path), **node})
+        for key, value in node.items():
+            if isinstance(value, dict | list):
+                found += find_gates(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            label = str(i)
+            if isinstance(item, dict):
+                label = str(item.get("name") or item.get("gate") or item.get("metric") or i)
+            found += find_gates(item, (*path, label))
+    return found
+
+
+def _result(gate: dict[str, Any] | None) -> str:
+    if gate is None:
+        return "—"
+    status = gate.get("status")
+    if gate.get("passed") is True:
+        return "✅ pass"
+    if gate.get("passed") is False:
+        return "❌ fail"
+    return f"⚠️ {status}" if status else "⚠️ undecided"
+
+
+def _threshold(gate: dict[str, Any]) -> str:
+    for key in ("threshold", "min", "max", "limit"):
+        if key in gate:
+            return fmt(gate[key])
+    return "—"
+
+
+def _verdict(validation: dict[str, Any]) -> str:
+    approved = validation.get("approved")
+    if approved is True:
+        return "approved ✅"
+    if approved is False:
+        return "not approved ❌"
+    return "no verdict recorded"
+
+
+def _gates_section(inputs: ReportInputs) -> list[str]:
+    out = ["## Validation gates", ""]
+    validation = inputs.validation
+    if validation is None:
+        return [
+            *out,
+            "No `metrics/validation.json` on this revision: the validation stages have not run.",
+            "",
+        ]
+    line = f"**Verdict: {_verdict(validation)}**"
+    if inputs.base_validation is not None:
+        line += f" (on {_base_label(inputs)}: {_verdict(inputs.base_validation)})"
+    out += [line, ""]
+    gates = find_gates(validation)
+    if not gates:
+        return [*out, "`metrics/validation.json` lists no gates.", ""]
+    base_gates = {g["name"]: g for g in find_gates(inputs.base_validation or {})}
+    header = ["Gate", "Value", "Threshold", "Result"]
+    if inputs.base_validation is not None:
+        header.append(f"On {_base_label(inputs)}")
+    rows = []
+    for gate in gates:
+        row = [gate["name"], fmt(gate.get("value")), _threshold(gate), _result(gate)]
+        if inputs.base_validation is not None:
+            row.append(_result(base_gates.get(gate["name"])))
+        rows.append(row)
+    return [*out, *_table(header, rows), ""]
+
+
+def find_key(node: Any, match: re.Pattern[str] | str) -> Any:
+    """The first value (depth first) whose key equals `match` or matches the pattern; None if absent."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            hit = match.match(str(key)) if isinstance(match, re.Pattern) else key == match
+            if hit:
+                return value
+        for value in node.values():
+            found = find_key(value, match)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for item in node:
+            found = find_key(item, match)
+            if found is not None:
+                return found
+    return None
+
+
+def _ab_section(inputs: ReportInputs) -> list[str]:
+    out = ["## A/B test: challenger vs champion", ""]
+    ab = inputs.ab_test
+    if ab is None:
+        return [*out, "No `metrics/ab_test.json` on this revision: the A/B test has not run.", ""]
+    recommendation = find_key(ab, "recommendation")
+    reasons = find_key(ab, "reasons")
+    if isinstance(recommendation, dict):
+        reasons = recommendation.get("reasons", reasons)
+        recommendation = recommendation.get("decision") or recommendation.get("action")
+    mcnemar = find_key(ab, "mcnemar")
+    p_value = find_key(mcnemar if isinstance(mcnemar, dict) else ab, _P_VALUE)
+    if p_value is None:
+        p_value = find_key(ab, _P_VALUE)
+    method = find_key(mcnemar, "method") if isinstance(mcnemar, dict) else None
+    out.append(f"**Recommendation: {fmt(recommendation)}**")
+    out.append("")
+    detail = f"McNemar's test p-value: {fmt(p_value)}"
+    if method:
+        detail += f" ({method})"
+    out += [detail, ""]
+    if isinstance(reasons, str):
+        reasons = [reasons]
+    out += [f"- {reason}" for reason in reasons or []]
+    return [*out, ""] if reasons else out
+
+
+def _plots_section(inputs: ReportInputs) -> list[str]:
+    out = ["## Plots", ""]
+    if inputs.plot_note:
+        out += [inputs.plot_note, ""]
+    if not inputs.plots:
+        return out
+    titles = ", ".join(p.title for p in inputs.plots)
+    if inputs.plots_url:
+        return [*out, f"{titles}: attached to [the workflow run]({inputs.plots_url}) as images.", ""]
+    out.append(f"Solid lines: workspace; dashed: {_base_label(inputs)}.")
+    out.append("")
+    for plot in inputs.plots:
+        out += [f"### {plot.title}", "", f"![{plot.title}]({plot.link})", ""]
+    return out
+
+
+def render(inputs: ReportInputs) -> str:
+    """The whole report as Markdown (stable: no timestamps, sorted rows)."""
+    against = _base_label(inputs)
+    if inputs.base_sha:
+        against += f" ({inputs.base_sha[:8]})"
+    lines = ["# Churn pipeline: pull request report", "", f"Workspace compared with {against}.", ""]
+    for note in inputs.notes:
+        lines += [f"> **Note:** {note}", ""]
+    for section in (_params_section, _metrics_section, _gates_section, _ab_section, _plots_section):
+        lines += section(inputs)
+    lines.append(f"<sub>Generated by `churn report --base {inputs.base}`.</sub>")
+    return "\n".join(lines) + "\n"
+
+
+def curve_figure(kind: str, curves: dict[tuple[str, str], list[dict[str, float]]]) -> Any:
+    """A plotly figure of one curve kind; `curves` maps (model, revision label) to points."""
+    import plotly.graph_objects as go
+
+    title, x, y, diagonal = CURVES[kind]
+    fig = go.Figure()
+    models = sorted({model for model, _ in curves})
+    for (model, revision), points in sorted(curves.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=[p[x] for p in points],
+                y=[p[y] for p in points],
+                mode="lines+markers" if kind == "calibration" else "lines",
+                name=f"{model} · {revision}",
+                line={"dash": "solid" if revision == "workspace" else "dash"},
+                marker_color=_colour(models.index(model)),
+                line_color=_colour(models.index(model)),
+            )
+        )
+    if diagonal:
+        fig.add_trace(
+            go.Scatter(
+                x=[0, 1], y=[0, 1], mode="lines", name="reference", line={"dash": "dot", "color": "#999"}
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title=AXIS_LABELS[x],
+        yaxis_title=AXIS_LABELS[y],
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def importance_figure(model: str, by_revision: dict[str, list[dict[str, Any]]]) -> Any:
+    """Horizontal bars of the top features of one model, one bar per revision."""
+    import plotly.graph_objects as go
+
+    workspace = by_revision.get("workspace") or next(iter(by_revision.values()))
+    top = [row["feature"] for row in sorted(workspace, key=lambda r: -r["importance"])[:TOP_FEATURES]]
+    fig = go.Figure()
+    for i, (revision, rows) in enumerate(sorted(by_revision.items(), key=lambda kv: kv[0] != "workspace")):
+        value = {row["feature"]: row["importance"] for row in rows}
+        fig.add_trace(
+            go.Bar(
+                y=top[::-1],
+                x=[value.get(f) for f in top[::-1]],
+                orientation="h",
+                name=revision,
+                marker_color=_colour(i),
+                opacity=1.0 if revision == "workspace" else 0.55,
+            )
+        )
+    fig.update_layout(
+        title=f"Feature importance: {model}",
+        xaxis_title="Permutation importance (drop in ROC-AUC)",
+        barmode="group",
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def _colour(i: int) -> str:
+    palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+    return palette[i % len(palette)]

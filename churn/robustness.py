@@ -1,0 +1,128 @@
+"""Metric drops under seeded perturbations: numeric noise, category flips, missing values; gates."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn import metrics, schema
+from churn.io import ParamsError, section
+from churn.validation import all_passed, gate, levels, number
+
+log = logging.getLogger(__name__)
+
+KINDS = ("noise", "flip", "missing")
+GATED = ("accuracy", "roc_auc")
+#: Numeric columns that get noise; the 0/1 SeniorCitizen flag is flipped like a category instead.
+NOISY = tuple(c for c in schema.NUMERIC_FEATURES if schema.NUMERIC[c][:2] != (0, 1))
+FLIPPABLE = {**{c: schema.CATEGORICAL[c] for c in schema.CATEGORICAL_FEATURES}, "SeniorCitizen": (0.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The `robustness` params, checked: levels per perturbation and one gated level of each."""
+
+    levels: dict[str, list[float]]
+    gates: dict[str, dict[str, float]]
+
+
+def config(params: dict[str, Any], source: str = "params.yaml") -> Config:
+    """Check `robustness`; ParamsError names the key and the rule it breaks."""
+    lv = {k: levels(params, f"robustness.levels.{k}", source) for k in KINDS}
+    gates_section = section(params, "robustness.gates", source)
+    if not isinstance(gates_section, dict):
+        raise ParamsError(f"{source}: 'robustness.gates' must be a mapping of perturbation: limits")
+    unknown = sorted(set(gates_section) - set(KINDS))
+    if unknown:
+        raise ParamsError(f"{source}: 'robustness.gates' has unknown perturbation(s) {unknown}; allowed: {KINDS}")
+    gates = {}
+    for kind in gates_section:
+        key = f"robustness.gates.{kind}"
+        level = number(params, f"{key}.level", source, low=0, high=1)
+        if level not in lv[kind]:
+            raise ParamsError(f"{source}: '{key}.level' is {level:g}, must be one of robustness.levels.{kind}")
+        gates[kind] = {"level": level}
+        for m in GATED:
+            gates[kind][m] = number(params, f"{key}.max_{m}_drop", source, low=0, high=1)
+    return Config(levels=lv, gates=gates)
+
+
+def perturb(X: pd.DataFrame, kind: str, level: float, seed: int) -> pd.DataFrame:
+    """A perturbed copy of the raw feature frame; each (kind, level) has its own seeded stream.
+
+    noise: Gaussian noise with sd = level × the column's std on tenure and charges, clipped to
+    the schema range; flip: each categorical value switches with probability `level` to another
+    valid level, chosen uniformly; missing: each cell becomes NaN with probability `level`.
+    """
+    rng = np.random.default_rng([seed, KINDS.index(kind), round(level * 1_000_000)])
+    out = X.copy()
+    n = len(out)
+    if kind == "noise":
+        for col in NOISY:
+            values = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
+            lo, hi, _ = schema.NUMERIC[col]
+            noisy = values + rng.normal(0.0, level * np.nanstd(values), n)
+            out[col] = np.clip(noisy, lo, hi)
+    elif kind == "flip":
+        for col, allowed in FLIPPABLE.items():
+            options = np.asarray(allowed, dtype=object)
+            current = out[col].to_numpy(dtype=object)
+            code = pd.Categorical(current, categories=list(allowed)).codes.astype(int)
+            flip = (rng.random(n) < level) & (code >= 0)
+            shifted = (code + rng.integers(1, len(options), n)) % len(options)
+            values = np.where(flip, options[shifted], current)
+            out[col] = values.astype(float) if col == "SeniorCitizen" else values
+    elif kind == "missing":
+        mask = rng.random((n, len(out.columns))) < level
+        for j, col in enumerate(out.columns):
+            column = out[col].astype(float) if col in schema.NUMERIC else out[col].astype(object)
+            out[col] = column.mask(mask[:, j], np.nan)
+    else:
+        raise ValueError(f"unknown perturbation '{kind}', must be one of {KINDS}")
+    return out
+
+
+def copies(X: pd.DataFrame, cfg: Config, seed: int) -> dict[tuple[str, float], pd.DataFrame]:
+    """Every perturbed copy of `X`, built once and shared by every model."""
+    return {(k, lv): perturb(X, k, lv, seed) for k in KINDS for lv in cfg.levels[k]}
+
+
+def evaluate(
+    model: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    perturbed: dict[tuple[str, float], pd.DataFrame],
+    cfg: Config,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Baseline and perturbed accuracy / ROC-AUC of one model, drops, and gates.
+
+    One predict_proba per copy. A model that raises on a copy (e.g. cannot handle NaN) gets the
+    error recorded and fails that perturbation's gates; the run goes on.
+    """
+    base = metrics.classification(y, model.predict_proba(X)[:, 1], threshold)
+    baseline = {m: base[m] for m in GATED}
+    results: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
+    for (kind, level), Xp in perturbed.items():
+        try:
+            scores = metrics.classification(y, model.predict_proba(Xp)[:, 1], threshold)
+        except Exception as exc:  # the model's failure is the finding, not a crash of the stage
+            log.warning("model failed under %s at %g: %s: %s", kind, level, type(exc).__name__, exc)
+            results[kind][f"{level:g}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            continue
+        entry = {m: scores[m] for m in GATED}
+        entry.update({f"{m}_drop": baseline[m] - scores[m] for m in GATED})
+        results[kind][f"{level:g}"] = entry
+    gates = {}
+    for kind, limits in cfg.gates.items():
+        entry = results[kind][f"{limits['level']:g}"]
+        for m in GATED:
+            note = f"at level {limits['level']:g}"
+            if "error" in entry:
+                note = f"model failed at level {limits['level']:g}: {entry['error']}"
+            gates[f"{kind}.{m}_drop"] = gate(entry.get(f"{m}_drop"), limits[m], "<=", note=note)
+    return {"baseline": baseline, "perturbations": results, "gates": gates, "passed": all_passed(gates)}

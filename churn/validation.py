@@ -1,0 +1,173 @@
+"""Validation gates, the approval verdict for the challenger, and the model card."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from churn.io import ParamsError, section
+from churn.metrics import HEADLINE
+
+PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
+RULES = {"<=": "at most", ">=": "at least"}
+CANDIDATE, PRODUCTION = "challenger", "champion"
+
+
+# -- params ---------------------------------------------------------------------------------------
+
+
+def number(
+    params: dict[str, Any],
+    key: str,
+    source: str = "params.yaml",
+    *,
+    low: float | None = None,
+    high: float | None = None,
+) -> float:
+    """params[key] as a float, or ParamsError naming the file, the key and the rule it breaks."""
+    value = section(params, key, source)
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ParamsError(f"{source}: '{key}' must be a number, got {value!r} ({type(value).__name__})")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low:g} and {high:g}" if low is not None and high is not None else (
+            f"at least {low:g}" if low is not None else f"at most {high:g}"
+        )
+        raise ParamsError(f"{source}: '{key}' must be {bounds}, got {value!r}")
+    return float(value)
+
+
+def integer(params: dict[str, Any], key: str, source: str = "params.yaml", *, low: int = 1) -> int:
+    """params[key] as an int of at least `low`, or ParamsError naming the key and the rule."""
+    value = section(params, key, source)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ParamsError(f"{source}: '{key}' must be a whole number of at least {low}, got {value!r}")
+    return value
+
+
+def levels(params: dict[str, Any], key: str, source: str = "params.yaml") -> list[float]:
+    """A non-empty list of shares in (0, 1], or ParamsError naming the key and the rule."""
+    value = section(params, key, source)
+    ok = isinstance(value, list) and value and all(
+        not isinstance(v, bool) and isinstance(v, int | float) and 0 < v <= 1 for v in value
+    )
+    if not ok:
+        raise ParamsError(f"{source}: '{key}' must be a non-empty list of numbers in (0, 1], got {value!r}")
+    return [float(v) for v in value]
+
+
+# -- gates ----------------------------------------------------------------------------------------
+
+
+def gate(
+    value: float | None, threshold: float, rule: str, *, status: str | None = None, note: str = ""
+) -> dict[str, Any]:
+    """One gate: `value <= threshold` (rule '<=') or `>=`; no value (the check crashed) fails.
+
+    `status` overrides the comparison, e.g. INSUFFICIENT when a group is too small to judge.
+    `passed` is True/False, or None for insufficient data (neither a pass nor a failure).
+    """
+    if rule not in RULES:
+        raise ValueError(f"gate rule must be one of {sorted(RULES)}, got {rule!r}")
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if status is None:
+        if missing:
+            status, note = FAIL, note or "no value: the check could not run"
+        else:
+            status = PASS if (value <= threshold if rule == "<=" else value >= threshold) else FAIL
+    out = {
+        "value": None if missing else float(value),
+        "threshold": float(threshold),
+        "rule": rule,
+        "status": status,
+        "passed": {PASS: True, FAIL: False}.get(status),
+    }
+    if note:
+        out["note"] = note
+    return out
+
+
+def all_passed(gates: dict[str, dict[str, Any]]) -> bool:
+    """True when no gate failed (insufficient data is not a failure)."""
+    return not any(g["status"] == FAIL for g in gates.values())
+
+
+def performance_gates(scores: dict[str, Any], minimums: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """The five headline test metrics against their minimums."""
+    return {f"performance.{m}": gate(scores.get(m), minimums[m], ">=") for m in HEADLINE}
+
+
+def check_minimums(params: dict[str, Any], source: str = "params.yaml") -> dict[str, float]:
+    """`report.minimums`: one number in [0, 1] for each of the five headline metrics."""
+    mins = section(params, "report.minimums", source)
+    if not isinstance(mins, dict):
+        raise ParamsError(f"{source}: 'report.minimums' must be a mapping of metric: minimum")
+    unknown = sorted(set(mins) - set(HEADLINE))
+    if unknown:
+        raise ParamsError(f"{source}: 'report.minimums' has unknown metric(s) {unknown}; allowed: {HEADLINE}")
+    return {m: number(params, f"report.minimums.{m}", source, low=0, high=1) for m in HEADLINE}
+
+
+def model_gates(
+    name: str,
+    scores: dict[str, Any],
+    fairness: dict[str, Any],
+    robustness: dict[str, Any],
+    minimums: dict[str, float],
+) -> dict[str, dict[str, Any]]:
+    """Every non-A/B gate of one model: performance, fairness and robustness, by dotted name."""
+    gates = performance_gates(scores, minimums)
+    for area, results in (("fairness", fairness), ("robustness", robustness)):
+        if name not in results:
+            raise ValueError(f"metrics/{area}.json has no results for model '{name}'")
+        gates.update({f"{area}.{k}": g for k, g in results[name]["gates"].items()})
+    return gates
+
+
+def failed(gates: dict[str, dict[str, Any]]) -> list[str]:
+    """Names of the failed gates, sorted."""
+    return sorted(k for k, g in gates.items() if g["status"] == FAIL)
+
+
+def verdict(
+    evaluate: dict[str, dict[str, Any]],
+    fairness: dict[str, Any],
+    robustness: dict[str, Any],
+    ab_test: dict[str, Any],
+    minimums: dict[str, float],
+) -> dict[str, Any]:
+    """`metrics/validation.json`: every gate of the challenger (and the champion, for reference).
+
+    The challenger is approved when none of its gates fails, the A/B gates included.
+    """
+    gates = model_gates(CANDIDATE, evaluate[CANDIDATE], fairness, robustness, minimums)
+    gates.update({f"ab_test.{k}": g for k, g in ab_test["gates"].items()})
+    champion = model_gates(PRODUCTION, evaluate[PRODUCTION], fairness, robustness, minimums)
+    return {
+        "model": CANDIDATE,
+        "approved": all_passed(gates),
+        "failed": failed(gates),
+        "insufficient_data": sorted(k for k, g in gates.items() if g["status"] == INSUFFICIENT),
+        "gates": gates,
+        "counts": _counts(gates),
+        "recommendation": ab_test["recommendation"],
+        PRODUCTION: {"passed": all_passed(champion), "failed": failed(champion), "gates": champion},
+    }
+
+
+def _counts(gates: dict[str, dict[str, Any]]) -> dict[str, int]:
+    return {s: sum(g["status"] == s for g in gates.values()) for s in (PASS, FAIL, INSUFFICIENT)}
+
+
+def describe(name: str, g: dict[str, Any]) -> str:
+    """One line for a gate: 'fairness.gender.accuracy_gap: 0.1234, must be at most 0.1 (fail)'."""
+    value = "no value" if g["value"] is None else f"{g['value']:.4g}"
+    text = f"{name}: {value}, must be {RULES[g['rule']]} {g['threshold']:g} ({g['status']})"
+    return f"{text} — {g['note']}" if g.get("note") else text
+
+
+def failure_lines(validation: dict[str, Any]) -> list[str]:
+    """One line per failed gate of a validation report (what `churn gate` prints)."""
+    gates = validation.get("gates")
+    if not isinstance(gates, dict) or "approved" not in validation:
+        raise ValueError("validation report must have 'approved' and 'gates' (rebuild it with `dvc repro`)")
+    return [describe(k, gates[k]) for k in sorted(gates) if gates[k].get("status") == FAIL]

@@ -1,0 +1,84 @@
+"""The real pipeline with the real `dvc` in temporary git repositories."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+def _small(repo):
+    """Shrink the pipeline for speed: fewer synthetic rows, fewer folds and trees."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["synthesize"]["rows"] = 1500
+    params["train"]["cv_folds"] = 2
+    params["models"]["champion"]["params"]["n_estimators"] = 25
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_fresh_clone_reproduces_dvc_lock_byte_for_byte(repo_copy, sh, env_for, tmp_path):
+    """`dvc repro` in a clean copy rebuilds every output with exactly the hashes in dvc.lock."""
+    env = env_for(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    locked = (repo_copy / "dvc.lock").read_text()
+    sh(["dvc", "repro"], repo_copy, env, timeout=900)
+    status = sh(["git", "status", "--porcelain", "--", "dvc.lock", "metrics"], repo_copy, env).stdout
+    assert status == "", f"dvc repro changed committed files:\n{status}"
+    assert (repo_copy / "dvc.lock").read_text() == locked
+    assert json.loads(sh(["dvc", "status", "--json"], repo_copy, env).stdout) == {}
+
+
+def test_experiment_run_show_and_diffs(repo_copy, sh, env_for, tmp_path):
+    db = tmp_path / "mlflow.db"
+    env = env_for(MLFLOW_TRACKING_URI=f"sqlite:///{db}")
+    _small(repo_copy)
+    sh(["dvc", "repro"], repo_copy, env, timeout=900)
+    sh(["git", "add", "-A"], repo_copy, env)
+    sh(["git", "commit", "-qm", "baseline"], repo_copy, env)
+    base = json.loads((repo_copy / "metrics/evaluate/challenger.json").read_text())
+
+    # a no-op repro is a no-op
+    out = sh(["dvc", "repro"], repo_copy, env).stdout
+    assert "didn't change" in out and "Running stage" not in out
+
+    sh(
+        ["dvc", "exp", "run", "-n", "shallow", "-S", "models.challenger.params.max_iter=15"],
+        repo_copy,
+        env,
+        timeout=900,
+    )
+    show = json.loads(sh(["dvc", "exp", "show", "--json"], repo_copy, env).stdout)
+    exps = [e for rev in show for e in (rev.get("experiments") or [])]
+    names = [r.get("name") for e in exps for r in e.get("revs", [])]
+    assert "shallow" in names, names
+    run = next(r for e in exps for r in e["revs"] if r.get("name") == "shallow")
+    data = run["data"]
+    assert data["params"]["params.yaml"]["data"]["models"]["challenger"]["params"]["max_iter"] == 15
+    new = data["metrics"]["metrics/evaluate/challenger.json"]["data"]
+    assert new["roc_auc"] != base["roc_auc"]
+
+    params_diff = json.loads(sh(["dvc", "params", "diff", "--json"], repo_copy, env).stdout)
+    changed = params_diff["params.yaml"]["models.challenger.params.max_iter"]
+    assert (changed["old"], changed["new"]) == (100, 15)
+    metrics_diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo_copy, env).stdout)
+    auc = metrics_diff["metrics/evaluate/challenger.json"]["roc_auc"]
+    assert auc["old"] == base["roc_auc"] and auc["new"] == new["roc_auc"]
+    assert auc["diff"] == pytest.approx(new["roc_auc"] - base["roc_auc"], abs=1e-9)
+    assert "metrics/evaluate/champion.json" not in metrics_diff  # the champion did not change
+    md = sh(["dvc", "metrics", "diff", "--md"], repo_copy, env).stdout
+    assert "| metrics/evaluate/challenger.json" in md and "roc_auc" in md
+
+    plots = json.loads(sh(["dvc", "plots", "diff", "--json"], repo_copy, env).stdout)["data"]
+    assert {"ROC", "Precision-Recall", "Calibration", "Feature importance"} <= set(plots), list(plots)
+    assert set(plots["ROC"][0]["revisions"]) == {"HEAD", "workspace"}
+
+    # every model a pipeline run built has one MLflow run, tagged with the experiment name
+    with sqlite3.connect(db) as con:
+        tags = con.execute(
+            "select t.value, count(*) from tags t where t.key = 'dvc_exp_name' group by t.value"
+        ).fetchall()
+    assert dict(tags).get("shallow", 0) >= 1, tags

@@ -1,0 +1,272 @@
+"""The prediction log: typed columns, concurrent writers, windows, outcomes, alerts, bad records."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from churn import data, schema, synth
+from churn.monitoring.store import (
+    Alert,
+    Outcome,
+    PredictionRecord,
+    PredictionStore,
+    RecordError,
+    Window,
+    predictions,
+)
+
+
+@pytest.fixture(scope="module")
+def customers() -> pd.DataFrame:
+    df, _ = data.clean(synth.generate(rows=200, seed=11))
+    return df
+
+
+def records(customers: pd.DataFrame, n: int, tag: str = "", **overrides) -> list[PredictionRecord]:
+    rows = customers.to_dict("records")
+    out = []
+    for i in range(n):
+        row = rows[i % len(rows)]
+        fields = {
+            "features": {c: row[c] for c in schema.FEATURES},
+            "probability": (i % 100) / 100,
+            "risk_level": ("Low", "Medium", "High")[i % 3],
+            "model_name": "champion",
+            "customer_id": f"{tag}{row[schema.ID]}",
+        }
+        fields.update(overrides)
+        out.append(PredictionRecord(**fields))
+    return out
+
+
+def _write_from_process(url: str, n: int, tag: str) -> None:
+    df, _ = data.clean(synth.generate(rows=200, seed=11))
+    store = PredictionStore(url)
+    for start in range(0, n, 10):
+        store.log(records(df, 10, tag=f"{tag}{start}-"))
+    store.dispose()
+
+
+def test_features_are_typed_columns_and_values_round_trip(tmp_path, customers):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    recs = records(customers, 5)
+    ids = store.log(recs)
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    got = store.read()
+    for col in schema.FEATURES:
+        assert got[col].tolist() == [r.features[col] for r in recs], col
+    assert got["probability"].tolist() == [r.probability for r in recs]
+    assert isinstance(predictions.c["tenure"].type, sa.Integer)
+    assert isinstance(predictions.c["MonthlyCharges"].type, sa.Float)
+    assert isinstance(predictions.c["Contract"].type, sa.String)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+    store.dispose()
+
+
+def test_default_url_comes_from_env_then_current_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_DB_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    store = PredictionStore()
+    assert store.count() == 0 and (tmp_path / "env.db").exists()
+    store.dispose()
+    monkeypatch.delenv("CHURN_DB_URL")
+    monkeypatch.chdir(tmp_path)
+    PredictionStore().dispose()
+    assert (tmp_path / "predictions.db").exists()
+
+
+def test_eight_threads_of_two_hundred_predictions_lose_and_duplicate_nothing(tmp_path, customers):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    ids: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def writer(t: int) -> None:
+        try:
+            for i in range(20):
+                got = store.log(records(customers, 10, tag=f"t{t}-{i}-"))
+                with lock:
+                    ids.extend(got)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert store.count() == 1600
+    assert len(ids) == 1600 and len(set(ids)) == 1600
+    assert set(store.read(columns=["id"])["id"]) == set(ids)
+    store.dispose()
+
+
+def test_two_processes_write_concurrently(tmp_path):
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_from_process, args=(url, 300, f"p{i}-")) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    store = PredictionStore(url)
+    frame = store.read(columns=["id", "customer_id"])
+    assert len(frame) == 600 and frame["id"].is_unique
+    assert frame["customer_id"].str[:2].value_counts().to_dict() == {"p0": 300, "p1": 300}
+    store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"probability": 1.5}, "probability must be between 0 and 1"),
+        ({"probability": float("nan")}, "probability"),
+        ({"risk_level": "Extreme"}, "risk_level must be one of"),
+        ({"model_name": " "}, "model_name must not be blank"),
+        ({"features": {"tenure": 3}}, "features missing"),
+        ({"feature": ("Contract", "Weekly")}, "Contract: must be one of"),
+        ({"feature": ("tenure", -1)}, "tenure: must be between"),
+        ({"feature": ("tenure", 2.5)}, "tenure: must be a whole number"),
+        ({"feature": ("MonthlyCharges", "lots")}, "MonthlyCharges must be a number"),
+        ({"feature": ("MonthlyCharges", None)}, "MonthlyCharges: must be a number"),
+        ({"feature": ("Colour", "red")}, "unknown"),
+    ],
+)
+def test_a_bad_record_rejects_its_whole_batch(tmp_path, customers, change, match):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    good = records(customers, 3)
+    bad = records(customers, 1)[0]
+    if "feature" in change:
+        name, value = change.pop("feature")
+        bad.features = {**bad.features, name: value}
+    for key, value in change.items():
+        setattr(bad, key, value)
+    with pytest.raises(RecordError, match=match) as info:
+        store.log([*good, bad])
+    assert "prediction record 3" in str(info.value)
+    assert store.count() == 0
+    store.dispose()
+
+
+def test_first_month_customer_may_have_no_total_charges(tmp_path, customers):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    rec = records(customers, 1)[0]
+    rec.features = {**rec.features, "tenure": 0, "TotalCharges": None}
+    store.log([rec])
+    assert store.read()["TotalCharges"].isna().all()
+    rec.features = {**rec.features, "tenure": 5}
+    with pytest.raises(RecordError, match="TotalCharges"):
+        store.log([rec])
+    store.dispose()
+
+
+def test_windows_by_last_n_time_range_and_model(tmp_path, customers):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    recs = records(customers, 48)
+    for i, rec in enumerate(recs):
+        rec.created_at = start + timedelta(hours=i)
+        rec.model_name = "champion" if i % 4 else "challenger"
+    store.log(recs)
+    assert store.count(Window(last=10)) == 10
+    assert store.read(Window(last=3))["id"].tolist() == [46, 47, 48]
+    day2 = Window(start=start + timedelta(days=1), end=start + timedelta(days=2))
+    assert store.count(day2) == 24
+    assert store.count(Window(model_name="challenger")) == 12
+    assert store.read(Window(last=2, model_name="challenger"))["id"].tolist() == [41, 45]
+    assert store.count(Window(last=500)) == 48
+    daily = store.bucket_counts("day")
+    assert daily.to_dict("list") == {"bucket": ["2026-03-01", "2026-03-02"], "n": [24, 24]}
+    assert len(store.bucket_counts("hour")) == 48
+    # a time-zone-aware bound is converted to UTC
+    cet = datetime(2026, 3, 2, 1, tzinfo=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    assert store.count(Window(start=cet)) == 23
+    with pytest.raises(ValueError, match="last must be a positive"):
+        Window(last=0)
+    store.dispose()
+
+
+def test_sql_counts_match_pandas(tmp_path, customers):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    store.log(records(customers, 200))
+    frame = store.read()
+    assert store.level_counts("PaymentMethod").to_dict() == frame["PaymentMethod"].value_counts().to_dict()
+    got = store.numeric_counts("MonthlyCharges", 0.01)
+    want = frame["MonthlyCharges"].round(2).value_counts().sort_index()
+    assert got.sum() == 200
+    pd.testing.assert_series_equal(got, want, check_names=False, check_index=False, check_exact=False)
+    np.testing.assert_allclose(got.index.to_numpy(), want.index.to_numpy(), rtol=1e-12)
+    store.dispose()
+
+
+def test_email_source_outcomes_and_alerts_round_trip(tmp_path, customers):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    ids = store.log(records(customers, 4))
+    store.set_email_source(ids[1], "template:no_api_key")
+    sources = store.read()["email_source"]
+    assert sources.isna().tolist() == [True, False, True, True]
+    assert sources[1] == "template:no_api_key"
+    with pytest.raises(RecordError, match="no such prediction"):
+        store.set_email_source(999, "groq:llama-3.1-8b-instant")
+
+    cid = records(customers, 1)[0].customer_id
+    assert store.add_outcomes([Outcome(cid, True, date(2026, 4, 1))]) == 1
+    got = store.read_outcomes()
+    assert got[["customer_id", "churned"]].to_dict("records") == [{"customer_id": cid, "churned": True}]
+    assert got["outcome_date"].tolist() == [date(2026, 4, 1)]
+    joined = store.labelled()
+    assert joined["id"].tolist() == [ids[0]] and joined["churned"].tolist() == [1]
+    with pytest.raises(RecordError, match="outcome 1: churned must be true or false"):
+        store.add_outcomes([Outcome("a", False, date(2026, 4, 1)), Outcome("b", "maybe", date(2026, 4, 1))])
+    assert len(store.read_outcomes()) == 1
+
+    saved = store.add_alerts(
+        [
+            Alert("feature_drift", "tenure drifted", feature="tenure", value=0.31, threshold=0.25),
+            Alert("dataset_drift", "3 of 19 features drifted", value=0.16, threshold=0.1, window="last 500"),
+        ]
+    )
+    assert [a.id for a in saved] == [1, 2]
+    newest = store.read_alerts()
+    assert [a.kind for a in newest] == ["dataset_drift", "feature_drift"]
+    assert newest[1].as_dict() | {"created_at": None} == {
+        "id": 1,
+        "created_at": None,
+        "kind": "feature_drift",
+        "feature": "tenure",
+        "value": 0.31,
+        "threshold": 0.25,
+        "message": "tenure drifted",
+        "window": "",
+    }
+    with pytest.raises(RecordError, match="alert 0: value must be between"):
+        store.add_alerts([Alert("x", "y", value=float("nan"))])
+    assert len(store.read_alerts()) == 2
+    store.dispose()
+
+
+def test_log_frame_is_the_bulk_form_of_log(tmp_path, customers):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    results = pd.DataFrame(
+        {"probability": [0.1, 0.9], "risk_level": ["Low", "High"], "model_name": "challenger"}
+    )
+    ids = store.log_frame(customers.head(2), results)
+    assert store.read()["risk_level"].tolist() == ["Low", "High"] and len(ids) == 2
+    with pytest.raises(RecordError, match="unknown column"):
+        store.log_frame(customers.head(2), results.assign(colour="red"))
+    bad = customers.head(2).copy()
+    bad.loc[1, "gender"] = "?"
+    with pytest.raises(RecordError, match="prediction record 1: feature gender"):
+        store.log_frame(bad, results)
+    assert store.count() == 2
+    store.dispose()
