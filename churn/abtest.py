@@ -189,8 +189,10 @@ def compare(
 ) -> dict[str, Any]:
     """The whole A/B result: table, McNemar, bootstrap CIs, A/B gates and the recommendation."""
     y = np.asarray(y, dtype=int)
-    preds = {n: (np.asarray(p) >= threshold).astype(int) for n, p in
-             (("champion", proba_champion), ("challenger", proba_challenger))}
+    preds = {
+        n: (np.asarray(p) >= threshold).astype(int)
+        for n, p in (("champion", proba_champion), ("challenger", proba_challenger))
+    }
     table = contingency(y, preds["champion"], preds["challenger"])
     result: dict[str, Any] = {
         "n": len(y),
@@ -213,7 +215,10 @@ def compare(
     diff = result["bootstrap"]["difference"]
     result["gates"] = {
         f"{m}_not_worse": gate(
-            diff[m]["high"], 0.0, ">=", note=f"upper end of the {1 - pol.alpha:.0%} CI of challenger − champion"
+            diff[m]["high"],
+            0.0,
+            ">=",
+            note=f"upper end of the {1 - pol.alpha:.0%} CI of challenger − champion",
         )
         for m in ("accuracy", "roc_auc")
     }

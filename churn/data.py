@@ -18,11 +18,15 @@ class DataError(ValueError):
     """The input file cannot be read as a Telco CSV; the message names the file and the rule."""
 
 
-def read_raw(path: str | Path) -> pd.DataFrame:
-    """Read a Telco-format CSV exactly as text columns (no type guessing), checking it is a CSV."""
+def read_raw(path: str | Path, key: str | None = None) -> pd.DataFrame:
+    """Read a Telco-format CSV exactly as text columns (no type guessing), checking it is a CSV.
+
+    `key` names the setting the path came from, for the error message (e.g. "params.yaml: data.raw").
+    """
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: input file not found (check params.yaml: data.raw)")
+        hint = f" (check {key})" if key else ""
+        raise DataError(f"{path}: input file not found{hint}")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     try:
@@ -82,9 +86,9 @@ def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, 
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def load_clean(path: str | Path) -> tuple[pd.DataFrame, int]:
+def load_clean(path: str | Path, key: str | None = None) -> tuple[pd.DataFrame, int]:
     """Read, validate and clean a raw CSV; raise DataError/SchemaError naming file and rule."""
-    df = read_raw(path)
+    df = read_raw(path, key)
     schema.validate(df, source=str(path))
     return clean(df)
 

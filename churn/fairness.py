@@ -63,7 +63,9 @@ def config(params: dict[str, Any], columns: list[str], source: str = "params.yam
     """Check `validate_fairness` against the data's columns; ParamsError names the key and rule."""
     attrs = section(params, "validate_fairness.attributes", source)
     if not isinstance(attrs, list) or not attrs or not all(isinstance(a, str) for a in attrs):
-        raise ParamsError(f"{source}: 'validate_fairness.attributes' must be a non-empty list of column names")
+        raise ParamsError(
+            f"{source}: 'validate_fairness.attributes' must be a non-empty list of column names"
+        )
     unknown = [a for a in attrs if a not in columns]
     if unknown:
         raise ParamsError(
@@ -137,7 +139,9 @@ def attribute_report(
     return {
         "groups": out_groups,
         "accuracy_gap": float(frame.difference()["accuracy"]),
-        "accuracy_gap_ci": dict(zip(("low", "high"), np.quantile(gaps, [tail, 1 - tail]).tolist(), strict=True)),
+        "accuracy_gap_ci": dict(
+            zip(("low", "high"), np.quantile(gaps, [tail, 1 - tail]).tolist(), strict=True)
+        ),
         "demographic_parity_difference": float(demographic_parity_difference(y, pred, **kw)),
         "demographic_parity_ratio": float(demographic_parity_ratio(y, pred, **kw)),
         "equalized_odds_difference": float(equalized_odds_difference(y, pred, **kw)),

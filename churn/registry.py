@@ -218,7 +218,9 @@ def find_report_run(mlflow_client, experiment: str, model_name: str, model_md5: 
 
 
 def _version_of(mlflow_client, registered_model: str, model_md5: str):
-    found = mlflow_client.search_model_versions(f"name = '{registered_model}' and tags.model_md5 = '{model_md5}'")
+    found = mlflow_client.search_model_versions(
+        f"name = '{registered_model}' and tags.model_md5 = '{model_md5}'"
+    )
     return max(found, key=lambda v: int(v.version)) if found else None
 
 
@@ -239,9 +241,7 @@ def register_run(mlflow_client, registered_model: str, run) -> tuple[Any, bool]:
     return mlflow_client.get_model_version(registered_model, mv.version), True
 
 
-def register_candidates(
-    runs: dict[str, str], model_md5: dict[str, str], registered_model: str, root: str | Path = "."
-) -> dict[str, str]:
+def register_candidates(runs: dict[str, str], registered_model: str, root: str | Path = ".") -> dict[str, str]:
     """After a report: the challenger's version gets `challenger`; an empty registry gets the
     champion's version as `champion`. Returns {alias: version} as set."""
     mlflow_client = client(root)
@@ -297,16 +297,20 @@ def check_promotion(validation: dict[str, Any], ab_test: dict[str, Any], *, forc
     """
     if force:
         if not reason or not reason.strip():
-            raise RegistryError("--force needs --reason \"…\" (the reason is recorded on the model version)")
+            raise RegistryError('--force needs --reason "…" (the reason is recorded on the model version)')
         return f"forced: {reason.strip()}"
     problems = []
     if not validation.get("approved"):
-        problems.append(f"the challenger is not approved (failed gates: {', '.join(validation.get('failed', []))})")
+        problems.append(
+            f"the challenger is not approved (failed gates: {', '.join(validation.get('failed', []))})"
+        )
     if ab_test.get("recommendation") != "promote":
         reasons = "; ".join(ab_test.get("reasons", []))
         problems.append(f"the A/B test recommends '{ab_test.get('recommendation')}' ({reasons})")
     if problems:
-        raise RegistryError("promotion refused: " + "; ".join(problems) + ". Override with --force --reason \"…\"")
+        raise RegistryError(
+            "promotion refused: " + "; ".join(problems) + '. Override with --force --reason "…"'
+        )
     return reason.strip() if reason else "approved by every validation gate; the A/B test recommends promote"
 
 
@@ -349,7 +353,9 @@ def replace_model_spec(text: str, name: str, spec: dict[str, Any], source: str =
     return new_text
 
 
-def _restore(mlflow_client, registered_model: str, before: dict[str, str], version, old_tags, created) -> list[str]:
+def _restore(
+    mlflow_client, registered_model: str, before: dict[str, str], version, old_tags, created
+) -> list[str]:
     """Put aliases (and the touched version) back as they were; returns what could not be restored."""
     problems = []
     now = aliases(mlflow_client, registered_model)
@@ -405,7 +411,9 @@ def promote(
         mlflow_client = client(root)
         before = aliases(mlflow_client, registered_model)
     except Exception as exc:
-        raise RegistryError(f"cannot reach the MLflow registry at {uri} ({type(exc).__name__}: {exc})") from exc
+        raise RegistryError(
+            f"cannot reach the MLflow registry at {uri} ({type(exc).__name__}: {exc})"
+        ) from exc
 
     mv, created, written = None, False, False
     old_tags: dict[str, str] = {}
@@ -414,14 +422,18 @@ def promote(
             if not model_md5:
                 raise RegistryError("promote needs a version or the challenger model's md5")
             mv, created = register_run(
-                mlflow_client, registered_model, find_report_run(mlflow_client, experiment, CHALLENGER, model_md5)
+                mlflow_client,
+                registered_model,
+                find_report_run(mlflow_client, experiment, CHALLENGER, model_md5),
             )
         else:
             mv = mlflow_client.get_model_version(registered_model, str(version))
         old_tags = dict(mv.tags)
         spec_text = mv.tags.get("model_spec") or mlflow_client.get_run(mv.run_id).data.tags.get("model_spec")
         if not spec_text:
-            raise RegistryError(f"{registered_model} version {mv.version} has no model_spec tag to write back")
+            raise RegistryError(
+                f"{registered_model} version {mv.version} has no model_spec tag to write back"
+            )
         new_text = replace_model_spec(text, CHAMPION, json.loads(spec_text), str(params_path))
         previous = before.get(CHAMPION)
         mlflow_client.set_registered_model_alias(registered_model, CHAMPION, mv.version)
@@ -429,19 +441,27 @@ def promote(
             mlflow_client.set_registered_model_alias(registered_model, ARCHIVED, previous)
         if before.get(CHALLENGER) == str(mv.version):
             mlflow_client.delete_registered_model_alias(registered_model, CHALLENGER)
-        mlflow_client.set_model_version_tag(registered_model, mv.version, "promotion_reason", reason or "promoted")
-        mlflow_client.set_model_version_tag(registered_model, mv.version, "promotion_forced", str(forced).lower())
+        mlflow_client.set_model_version_tag(
+            registered_model, mv.version, "promotion_reason", reason or "promoted"
+        )
+        mlflow_client.set_model_version_tag(
+            registered_model, mv.version, "promotion_forced", str(forced).lower()
+        )
         if new_text != text:
             save_text(new_text, params_path)
             written = True
     except Exception as exc:
-        problems = _restore(mlflow_client, registered_model, before, mv.version if mv else None, old_tags, created)
+        problems = _restore(
+            mlflow_client, registered_model, before, mv.version if mv else None, old_tags, created
+        )
         if written:
             save_text(text, params_path)
         state = "restored" if not problems else f"NOT fully restored ({'; '.join(problems)})"
         msg = f"promotion failed ({type(exc).__name__}: {exc}); registry aliases {state}, {params_path} unchanged"
         raise RegistryError(msg) from exc
-    log.info("promoted %s version %s to champion (was %s)", registered_model, mv.version, before.get(CHAMPION))
+    log.info(
+        "promoted %s version %s to champion (was %s)", registered_model, mv.version, before.get(CHAMPION)
+    )
     return {
         "registered_model": registered_model,
         "version": str(mv.version),
@@ -454,21 +474,31 @@ def promote(
 
 
 def set_alias(
-    registered_model: str, version: str, alias: str, *, params_path: str | Path, root: str | Path = ".", **kw: Any
+    registered_model: str,
+    version: str,
+    alias: str,
+    *,
+    params_path: str | Path,
+    root: str | Path = ".",
+    **kw: Any,
 ) -> dict[str, Any]:
     """Give a version an alias (the app's buttons). `champion` is a promotion (see `promote`);
     `challenger` / `archived` move that alias, but never off the current champion."""
     if alias not in ALIASES:
         raise RegistryError(f"alias must be one of {ALIASES}, got '{alias}'")
     if alias == CHAMPION:
-        return promote(registered_model=registered_model, params_path=params_path, version=version, root=root, **kw)
+        return promote(
+            registered_model=registered_model, params_path=params_path, version=version, root=root, **kw
+        )
     try:
         mlflow_client = client(root)
         current = aliases(mlflow_client, registered_model)
     except Exception as exc:
         raise RegistryError(f"cannot reach the MLflow registry at {tracking_uri(root)} ({exc})") from exc
     if current.get(CHAMPION) == str(version):
-        raise RegistryError(f"version {version} is the champion; promote another version instead of relabelling it")
+        raise RegistryError(
+            f"version {version} is the champion; promote another version instead of relabelling it"
+        )
     mlflow_client.get_model_version(registered_model, str(version))
     mlflow_client.set_registered_model_alias(registered_model, alias, str(version))
     return {"registered_model": registered_model, "version": str(version), "alias": alias}

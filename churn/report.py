@@ -133,6 +133,8 @@ def fmt_delta(change: Change) -> str:
     delta = change.delta
     if delta is None:
         return "changed" if change.changed else ""
+    if delta == 0:
+        return "0"
     if isinstance(change.old, int) and isinstance(change.new, int):
         return f"{int(delta):+d}"
     return f"{delta:+.4f}"

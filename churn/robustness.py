@@ -38,13 +38,17 @@ def config(params: dict[str, Any], source: str = "params.yaml") -> Config:
         raise ParamsError(f"{source}: 'robustness.gates' must be a mapping of perturbation: limits")
     unknown = sorted(set(gates_section) - set(KINDS))
     if unknown:
-        raise ParamsError(f"{source}: 'robustness.gates' has unknown perturbation(s) {unknown}; allowed: {KINDS}")
+        raise ParamsError(
+            f"{source}: 'robustness.gates' has unknown perturbation(s) {unknown}; allowed: {KINDS}"
+        )
     gates = {}
     for kind in gates_section:
         key = f"robustness.gates.{kind}"
         level = number(params, f"{key}.level", source, low=0, high=1)
         if level not in lv[kind]:
-            raise ParamsError(f"{source}: '{key}.level' is {level:g}, must be one of robustness.levels.{kind}")
+            raise ParamsError(
+                f"{source}: '{key}.level' is {level:g}, must be one of robustness.levels.{kind}"
+            )
         gates[kind] = {"level": level}
         for m in GATED:
             gates[kind][m] = number(params, f"{key}.max_{m}_drop", source, low=0, high=1)

@@ -1,12 +1,13 @@
-"""Stage `evaluate@<name>`: test-set metrics, curve points for DVC plots, and the MLflow run."""
+"""Stage `evaluate@<name>`: test-set metrics and curve points for DVC plots (MLflow: stage `report`)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
-from churn import data, metrics, model, registry
-from churn.io import load_json, load_model, load_params, read_table, save_json, section
+from churn import data, metrics, model
+from churn.io import load_model, load_params, read_table, save_json, section
 from stages import _args
 
 log = logging.getLogger("stages.evaluate")
@@ -17,9 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", required=True, help="model name, a key of params.yaml: models")
     p.add_argument("--model", help="fitted pipeline (default: models/<name>.joblib)")
     p.add_argument("--test", default="data/prepared/test.parquet")
-    p.add_argument("--data-metrics", default="metrics/data.json")
     p.add_argument("--metrics-dir", default="metrics")
-    p.add_argument("--no-mlflow", action="store_true", help="skip MLflow tracking")
+    # MLflow tracking moved to the `report` stage; the flag is accepted so older calls keep working
+    p.add_argument("--no-mlflow", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     params = load_params(args.params)
     seed = section(params, "base.seed", args.params)
@@ -47,35 +48,6 @@ def main(argv: list[str] | None = None) -> None:
         scores["accuracy"],
         scores["roc_auc"],
     )
-
-    if not args.no_mlflow:
-        _track(args, params, pipeline, scores, X, plots)
-
-
-def _track(args, params, pipeline, scores, X, plots: Path) -> None:
-    """Log the run to MLflow; a tracking failure is reported but never changes a DVC output."""
-    train_report = load_json(Path(args.metrics_dir) / "train" / f"{args.name}.json")
-    data_md5 = load_json(args.data_metrics)["input"]["md5"]
-    try:
-        with registry.quiet_mlflow_logs():
-            run_id = registry.log_model_run(
-                model_name=args.name,
-                pipeline=pipeline,
-                spec=params["models"][args.name],
-                metrics={"test": scores, "cv": train_report.get("cv", {})},
-                example=X.head(5),
-                tags=registry.run_tags(args.name, data_md5),
-                artifacts=[plots],
-                experiment=params.get("mlflow", {}).get("experiment", "churn"),
-            )
-        log.info("MLflow run %s logged for %s at %s", run_id, args.name, registry.tracking_uri())
-    except Exception as exc:
-        log.warning(
-            "MLflow tracking failed for %s (%s: %s); DVC outputs are unaffected",
-            args.name,
-            type(exc).__name__,
-            exc,
-        )
 
 
 if __name__ == "__main__":

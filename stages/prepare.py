@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     raw = section(params, "data.raw", args.params)
     seed = section(params, "base.seed", args.params)
     test_size = section(params, "prepare.test_size", args.params)
-    df, fixed = data.load_clean(raw)
+    df, fixed = data.load_clean(raw, key=f"{args.params}: data.raw")
     train, test = data.split(df, test_size=test_size, seed=seed)
     summary = data.summary(df, train, test, fixed=fixed, input_md5=file_md5(raw), input_path=raw)
     write_table(train, args.train_out)

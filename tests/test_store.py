@@ -132,7 +132,7 @@ def test_two_processes_write_concurrently(tmp_path):
         ({"probability": 1.5}, "probability must be between 0 and 1"),
         ({"probability": float("nan")}, "probability"),
         ({"risk_level": "Extreme"}, "risk_level must be one of"),
-        ({"model_name": " "}, "model_name must not be blank"),
+        ({"model_name": " "}, "model_name must be non-blank text"),
         ({"features": {"tenure": 3}}, "features missing"),
         ({"feature": ("Contract", "Weekly")}, "Contract: must be one of"),
         ({"feature": ("tenure", -1)}, "tenure: must be between"),

@@ -1,0 +1,399 @@
+"""Retention actions (what-ifs on actionable features, re-scored) and the email: Groq, or a template."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+from churn import schema
+from churn.io import ParamsError
+
+log = logging.getLogger(__name__)
+
+#: Never changed by an action and never sent to the LLM: who the customer is, not what they buy.
+DEMOGRAPHICS = ("gender", "SeniorCitizen", "Partner", "Dependents")
+#: Facts of the past that no offer can change.
+HISTORY = ("tenure", "TotalCharges")
+#: What a retention offer can change (a justified default; params.yaml: retention.actionable).
+ACTIONABLE = (
+    "Contract",
+    "PaymentMethod",
+    "OnlineSecurity",
+    "TechSupport",
+    "OnlineBackup",
+    "DeviceProtection",
+    "PaperlessBilling",
+    "MonthlyCharges",
+)
+_AUTOMATIC = ("Bank transfer (automatic)", "Credit card (automatic)")
+_LONGER = {"Month-to-month": ("One year", "Two year"), "One year": ("Two year",)}
+_ADDON_WORDS = {
+    "OnlineSecurity": "online security",
+    "OnlineBackup": "online backup",
+    "DeviceProtection": "device protection",
+    "TechSupport": "tech support",
+    "StreamingTV": "streaming TV",
+    "StreamingMovies": "streaming movies",
+}
+#: Features `candidate_changes` knows an offer for.
+SUPPORTED = ("Contract", "PaymentMethod", *_ADDON_WORDS, "PaperlessBilling", "MonthlyCharges")
+_UNAVAILABLE_MODEL_CODES = ("model_decommissioned", "model_not_found")
+DEFAULT_SUBJECT = "A better plan for you"
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """params.yaml `retention:` — the LLM, its fallbacks and limits, and the actions offered."""
+
+    model: str = "llama-3.1-8b-instant"
+    fallback_models: tuple[str, ...] = ("openai/gpt-oss-20b", "llama-3.3-70b-versatile")
+    timeout_seconds: float = 8.0
+    max_retries: int = 1
+    temperature: float = 0.4
+    max_tokens: int = 450
+    actionable: tuple[str, ...] = ACTIONABLE
+    discount: float = 0.10
+    max_actions: int = 3
+    min_reduction_points: float = 0.5
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any] | None, source: str = "params.yaml") -> RetentionSettings:
+        """Settings from a `retention:` section (missing keys keep their defaults); ParamsError names bad keys."""
+        section = dict(section or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ParamsError(f"{source}: unknown key(s) {unknown} in 'retention'; allowed: {sorted(known)}")
+        for key in ("fallback_models", "actionable"):
+            if key in section:
+                if not isinstance(section[key], list | tuple) or not all(isinstance(v, str) for v in section[key]):
+                    raise ParamsError(f"{source}: 'retention.{key}' must be a list of names")
+                section[key] = tuple(section[key])
+        settings = cls(**section)
+        settings._check(source)
+        return settings
+
+    def _check(self, source: str) -> None:
+        def bad(key: str, rule: str) -> ParamsError:
+            return ParamsError(f"{source}: 'retention.{key}' {rule}")
+
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise bad("model", "must be a model id")
+        for key, lo, hi in (
+            ("timeout_seconds", 0.1, 120),
+            ("max_retries", 0, 1),
+            ("temperature", 0, 2),
+            ("max_tokens", 50, 4000),
+            ("discount", 0.01, 0.5),
+            ("max_actions", 1, 20),
+            ("min_reduction_points", 0, 100),
+        ):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+                raise bad(key, f"must be a number between {lo:g} and {hi:g}, got {value!r}")
+        not_allowed = [f for f in self.actionable if f in DEMOGRAPHICS or f in HISTORY]
+        if not_allowed:
+            raise bad("actionable", f"must not list demographics or history {not_allowed}")
+        unknown = [f for f in self.actionable if f not in SUPPORTED]
+        if unknown:
+            raise bad("actionable", f"has feature(s) without a retention offer {unknown}; allowed: {SUPPORTED}")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One what-if: change `feature` from `current` to `proposed`; the model re-scored the customer."""
+
+    feature: str
+    current: Any
+    proposed: Any
+    description: str
+    offer: str
+    probability_before: float
+    probability_after: float
+
+    @property
+    def reduction_points(self) -> float:
+        """Percentage points of churn probability this change removes (positive = lower risk)."""
+        return 100 * (self.probability_before - self.probability_after)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "current": self.current,
+            "proposed": self.proposed,
+            "description": self.description,
+            "offer": self.offer,
+            "probability_before": self.probability_before,
+            "probability_after": self.probability_after,
+            "reduction_points": self.reduction_points,
+        }
+
+
+def candidate_changes(customer: dict[str, Any], settings: RetentionSettings) -> list[tuple[str, Any, str, str]]:
+    """Every offer that applies to this customer: (feature, new value, description, customer-facing offer).
+
+    Only changes a retention team can make and a customer would accept: longer contracts, an
+    automatic payment method, adding an internet add-on the customer lacks (never removing one),
+    the other billing format, and a discount on the monthly charge.
+    """
+    out: list[tuple[str, Any, str, str]] = []
+    has_internet = str(customer.get("InternetService")) in ("DSL", "Fiber optic")
+    for feature in settings.actionable:
+        value = customer.get(feature)
+        text = str(value)
+        if feature == "Contract":
+            for longer in _LONGER.get(text, ()):
+                words = "one-year" if longer == "One year" else "two-year"
+                out.append((feature, longer, f"Offer a {words} contract", f"a {words} contract"))
+        elif feature == "PaymentMethod" and text not in _AUTOMATIC:
+            for method in _AUTOMATIC:
+                how = method.split(" (")[0].lower()
+                out.append(
+                    (feature, method, f"Move payment to {method.lower()}", f"automatic payment by {how}")
+                )
+        elif feature in _ADDON_WORDS and has_internet and text == "No":
+            name = _ADDON_WORDS[feature]
+            out.append((feature, "Yes", f"Add {name}", f"{name} added to your plan"))
+        elif feature == "PaperlessBilling" and text in schema.YES_NO:
+            if text == "Yes":
+                out.append((feature, "No", "Switch to paper bills", "paper bills by post"))
+            else:
+                out.append((feature, "Yes", "Switch to paperless billing", "paperless billing"))
+        elif feature == "MonthlyCharges":
+            try:
+                charge = float(value)
+            except (TypeError, ValueError):
+                continue
+            new = round(charge * (1 - settings.discount), 2)
+            pct = f"{100 * settings.discount:.0f}%"
+            out.append(
+                (
+                    feature,
+                    new,
+                    f"Offer a {pct} discount (monthly charge ${charge:,.2f} → ${new:,.2f})",
+                    f"a {pct} discount on your monthly charge",
+                )
+            )
+    return out
+
+
+def actions(pipeline: Any, customer: dict[str, Any], settings: RetentionSettings) -> list[Action]:
+    """What-ifs for one customer (raw feature values), re-scored in one batch, best first.
+
+    Keeps the changes that lower the churn probability by at least `min_reduction_points`,
+    at most `max_actions` of them, ranked by reduction.
+    """
+    base = {f: customer[f] for f in schema.FEATURES}
+    changes = candidate_changes(base, settings)
+    rows = [base] + [{**base, feature: new} for feature, new, _, _ in changes]
+    proba = pipeline.predict_proba(pd.DataFrame(rows, columns=list(schema.FEATURES)))[:, 1]
+    before = float(proba[0])
+    found = [
+        Action(feature, base[feature], new, description, offer, before, float(after))
+        for (feature, new, description, offer), after in zip(changes, proba[1:], strict=True)
+    ]
+    good = [a for a in found if a.reduction_points >= settings.min_reduction_points]
+    good.sort(key=lambda a: (-a.reduction_points, a.feature, str(a.proposed)))
+    return good[: settings.max_actions]
+
+
+# -- the email ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Email:
+    """A retention email and who wrote it: `source` 'groq' (with `model`) or 'template' (with `reason`)."""
+
+    subject: str
+    text: str
+    source: str
+    model: str | None = None
+    reason: str | None = None
+    reason_code: str | None = None
+    tried: tuple[str, ...] = field(default=())
+
+    @property
+    def full_text(self) -> str:
+        return f"Subject: {self.subject}\n\n{self.text}"
+
+    @property
+    def label(self) -> str:
+        """What the prediction log records: 'groq:<model>' or 'template:<reason code>'."""
+        return f"groq:{self.model}" if self.source == "groq" else f"template:{self.reason_code}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "text": self.text,
+            "source": self.source,
+            "model": self.model,
+            "reason": self.reason,
+            "reason_code": self.reason_code,
+            "tried": list(self.tried),
+        }
+
+
+@dataclass(frozen=True)
+class EmailFacts:
+    """Everything the email may use — a service profile without identifiers or demographics."""
+
+    profile: dict[str, Any]
+    probability: float
+    risk_level: str
+    drivers: tuple[str, ...]
+    actions: tuple[Action, ...]
+
+
+def email_facts(
+    customer: dict[str, Any],
+    probability: float,
+    risk_level: str,
+    drivers: Sequence[tuple[str, str]] = (),
+    actions: Sequence[Action] = (),
+) -> EmailFacts:
+    """Facts for the email: the 19 features minus demographics (no id ever), and driver sentences.
+
+    `drivers` are (feature, sentence) pairs; those about demographics are left out too.
+    """
+    profile = {f: customer[f] for f in schema.FEATURES if f not in DEMOGRAPHICS and f in customer}
+    kept = tuple(text for feature, text in drivers if feature not in DEMOGRAPHICS)
+    return EmailFacts(profile, float(probability), str(risk_level), kept, tuple(actions))
+
+
+def prompt_messages(facts: EmailFacts) -> list[dict[str, str]]:
+    """The chat messages sent to the LLM (the only customer data that leaves the process)."""
+    profile = "\n".join(f"- {k}: {v}" for k, v in facts.profile.items())
+    drivers = "\n".join(f"- {d}" for d in facts.drivers) or "- (none stand out)"
+    offers = (
+        "\n".join(
+            f"- {a.offer} (internal: {a.description}; lowers churn risk by {a.reduction_points:.1f} points)"
+            for a in facts.actions
+        )
+        or "- no specific offer; thank the customer and invite them to get in touch"
+    )
+    system = (
+        "You write short, warm retention emails for a telecom company's customer care team. "
+        "Address the reader as 'Dear customer'. Offer only the offers listed, in plain words. "
+        "Never mention churn, risk, probabilities, scores or models. No placeholders such as [Name]. "
+        "At most 180 words. Start with one line 'Subject: ...', then a blank line, then the email body, "
+        "signed 'Customer Care'."
+    )
+    user = (
+        f"Customer profile (services and billing):\n{profile}\n\n"
+        f"Our model puts this customer's churn probability at {100 * facts.probability:.0f}% "
+        f"({facts.risk_level} risk). What drives it:\n{drivers}\n\n"
+        f"Offers we can make, best first:\n{offers}\n\nWrite the email."
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def template_email(facts: EmailFacts, reason: str, reason_code: str, tried: Sequence[str] = ()) -> Email:
+    """The deterministic email built from the same facts, used when the LLM cannot write one."""
+    tenure = facts.profile.get("tenure")
+    try:
+        months = int(float(tenure))
+    except (TypeError, ValueError):
+        months = 0
+    since = f"for {months} month{'s' if months != 1 else ''}" if months > 0 else "recently"
+    lines = [
+        "Dear customer,",
+        "",
+        f"Thank you for choosing us {since}. We want to make sure your plan still fits what you need.",
+    ]
+    if facts.actions:
+        lines += ["", "Here is what we can do for you right away:"]
+        lines += [f"- {a.offer[0].upper()}{a.offer[1:]}" for a in facts.actions]
+        lines += ["", "Reply to this email or call us and we will set it up for you — no paperwork needed."]
+    else:
+        lines += ["", "If anything about your service could be better, reply to this email and we will help."]
+    lines += ["", "Kind regards,", "Customer Care"]
+    return Email(DEFAULT_SUBJECT, "\n".join(lines), "template", None, reason, reason_code, tuple(tried))
+
+
+def _error_code(exc: Any) -> str | None:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("code"):
+            return str(err["code"])
+    return None
+
+
+def _split_subject(text: str) -> tuple[str, str]:
+    lines = text.strip().splitlines()
+    if lines and lines[0].lower().lstrip("*# ").startswith("subject:"):
+        subject = lines[0].split(":", 1)[1].strip(" *") or DEFAULT_SUBJECT
+        return subject, "\n".join(lines[1:]).strip()
+    return DEFAULT_SUBJECT, text.strip()
+
+
+def write_email(
+    facts: EmailFacts,
+    settings: RetentionSettings,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+) -> Email:
+    """Ask Groq (the configured model, then the fallbacks if a model is gone), else use the template.
+
+    `api_key` / `base_url` default to `GROQ_API_KEY` / `GROQ_BASE_URL`. Never raises for API
+    problems: the returned email says which source wrote it and why.
+    """
+    api_key = api_key if api_key is not None else os.environ.get("GROQ_API_KEY", "")
+    base_url = base_url or os.environ.get("GROQ_BASE_URL") or None
+    if not api_key.strip():
+        return template_email(facts, "no GROQ_API_KEY is set", "no_api_key")
+    import groq
+
+    messages = prompt_messages(facts)
+    tried: list[str] = []
+    client = groq.Groq(
+        api_key=api_key, base_url=base_url, timeout=settings.timeout_seconds, max_retries=settings.max_retries
+    )
+    try:
+        for model in (settings.model, *settings.fallback_models):
+            tried.append(model)
+            try:
+                reply = client.chat.completions.create(
+                    model=model,
+                    messages=messages,
+                    temperature=settings.temperature,
+                    max_tokens=settings.max_tokens,
+                )
+            except groq.APIStatusError as exc:
+                code = _error_code(exc)
+                if exc.status_code in (400, 404) and code in _UNAVAILABLE_MODEL_CODES:
+                    log.warning("Groq model %s is unavailable (%s); trying the next one", model, code)
+                    continue
+                kind = {401: "auth_error", 403: "auth_error", 429: "rate_limited"}.get(
+                    exc.status_code, "server_error" if exc.status_code >= 500 else "api_error"
+                )
+                detail = f" ({code})" if code else ""
+                return _fallback(facts, f"Groq API answered HTTP {exc.status_code}{detail}", kind, tried)
+            except groq.APITimeoutError:
+                reason = f"Groq API did not answer within {settings.timeout_seconds:g} s"
+                return _fallback(facts, reason, "timeout", tried)
+            except groq.APIConnectionError:
+                return _fallback(facts, "could not connect to the Groq API", "connection_error", tried)
+            except groq.GroqError as exc:
+                return _fallback(facts, f"Groq client error ({type(exc).__name__})", "api_error", tried)
+            content = (reply.choices[0].message.content or "").strip() if reply.choices else ""
+            if not content:
+                return _fallback(facts, f"Groq model {model} returned an empty answer", "bad_response", tried)
+            subject, body = _split_subject(content)
+            log.info("retention email written by Groq model %s", model)
+            return Email(subject, body, "groq", model, None, None, tuple(tried))
+    finally:
+        client.close()
+    reason = f"every configured Groq model is decommissioned or unknown: {', '.join(tried)}"
+    return _fallback(facts, reason, "models_unavailable", tried)
+
+
+def _fallback(facts: EmailFacts, reason: str, code: str, tried: Sequence[str]) -> Email:
+    log.warning("retention email from the template: %s", reason)
+    return template_email(facts, reason, code, tried)

@@ -1,0 +1,65 @@
+"""Stage `ab-test`: challenger vs champion on the same test customers, and a recommendation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from churn import abtest, data, validation
+from churn.io import load_json, load_model, load_params, read_table, save_json, section
+from churn.metrics import HEADLINE
+from churn.validation import CANDIDATE, PRODUCTION
+from stages import _args
+
+log = logging.getLogger("stages.ab_test")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _args.parser(__doc__)
+    p.add_argument("--test", default="data/prepared/test.parquet")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument(
+        "--metrics-dir", default="metrics", help="where evaluate/, fairness.json, robustness.json are"
+    )
+    p.add_argument("--out", default="metrics/ab_test.json")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    seed = section(params, "base.seed", args.params)
+    threshold = validation.number(params, "evaluate.threshold", args.params, low=0, high=1)
+    pol = abtest.policy(params, args.params)
+    minimums = validation.check_minimums(params, args.params)
+    scores_path = Path(args.metrics_dir) / "evaluate" / f"{CANDIDATE}.json"
+    fair_path, rob_path = Path(args.metrics_dir) / "fairness.json", Path(args.metrics_dir) / "robustness.json"
+    gates = validation.model_gates(
+        CANDIDATE,
+        validation.require(load_json(scores_path), HEADLINE, scores_path),
+        validation.require_results(load_json(fair_path), fair_path),
+        validation.require_results(load_json(rob_path), rob_path),
+        minimums,
+    )
+    X, y = data.xy(read_table(args.test))
+    proba = {
+        n: load_model(Path(args.models_dir) / f"{n}.joblib").predict_proba(X)[:, 1]
+        for n in (PRODUCTION, CANDIDATE)
+    }
+    result = abtest.compare(
+        y,
+        proba[PRODUCTION],
+        proba[CANDIDATE],
+        threshold=threshold,
+        pol=pol,
+        seed=seed,
+        failed_gates=validation.failed(gates),
+    )
+    save_json(result, args.out)
+    log.info(
+        "A/B on %d customers: %s; McNemar p = %.4g (%s)",
+        result["n"],
+        result["recommendation"],
+        result["mcnemar"]["p_value"],
+        result["mcnemar"]["method"],
+    )
+
+
+if __name__ == "__main__":
+    _args.run(main)

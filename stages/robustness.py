@@ -1,0 +1,45 @@
+"""Stage `robustness`: accuracy and ROC-AUC drops of champion and challenger under perturbations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from churn import data, robustness
+from churn.io import load_model, load_params, read_table, save_json, section
+from churn.validation import CANDIDATE, PRODUCTION, failed, number
+from stages import _args
+
+log = logging.getLogger("stages.robustness")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _args.parser(__doc__)
+    p.add_argument("--test", default="data/prepared/test.parquet")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--out", default="metrics/robustness.json")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    seed = section(params, "base.seed", args.params)
+    threshold = number(params, "evaluate.threshold", args.params, low=0, high=1)
+    cfg = robustness.config(params, args.params)
+    X, y = data.xy(read_table(args.test))
+    perturbed = robustness.copies(X, cfg, seed)
+    report = {
+        name: robustness.evaluate(
+            load_model(Path(args.models_dir) / f"{name}.joblib"), X, y, perturbed, cfg, threshold
+        )
+        for name in (PRODUCTION, CANDIDATE)
+    }
+    save_json(report, args.out)
+    log.info(
+        "robustness on %d perturbed copies: champion %s, challenger %s (failed: %s)",
+        len(perturbed),
+        "passed" if report[PRODUCTION]["passed"] else "FAILED",
+        "passed" if report[CANDIDATE]["passed"] else "FAILED",
+        ", ".join(failed(report[CANDIDATE]["gates"])) or "none",
+    )
+
+
+if __name__ == "__main__":
+    _args.run(main)

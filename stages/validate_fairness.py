@@ -1,0 +1,42 @@
+"""Stage `validate-fairness`: per-group metrics, disparities and gates of champion and challenger."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from churn import data, fairness
+from churn.io import load_model, load_params, read_table, save_json, section
+from churn.validation import CANDIDATE, PRODUCTION, failed, number
+from stages import _args
+
+log = logging.getLogger("stages.validate_fairness")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _args.parser(__doc__)
+    p.add_argument("--test", default="data/prepared/test.parquet")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--out", default="metrics/fairness.json")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    seed = section(params, "base.seed", args.params)
+    threshold = number(params, "evaluate.threshold", args.params, low=0, high=1)
+    X, y = data.xy(read_table(args.test))
+    cfg = fairness.config(params, list(X.columns), args.params)
+    report = {}
+    for name in (PRODUCTION, CANDIDATE):
+        proba = load_model(Path(args.models_dir) / f"{name}.joblib").predict_proba(X)[:, 1]
+        report[name] = fairness.evaluate(y, proba >= threshold, X[list(cfg.attributes)], cfg, seed=seed)
+    save_json(report, args.out)
+    log.info(
+        "fairness over %s: champion %s, challenger %s (failed: %s)",
+        ", ".join(cfg.attributes),
+        "passed" if report[PRODUCTION]["passed"] else "FAILED",
+        "passed" if report[CANDIDATE]["passed"] else "FAILED",
+        ", ".join(failed(report[CANDIDATE]["gates"])) or "none",
+    )
+
+
+if __name__ == "__main__":
+    _args.run(main)
