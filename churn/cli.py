@@ -12,7 +12,13 @@ from churn.io import configure_logging
 log = logging.getLogger(__name__)
 
 #: Modules that contribute subcommands; each has `register(subparsers)` and sets `func` on its parsers.
-COMMAND_MODULES = ("churn.commands.pipeline", "churn.commands.report")
+COMMAND_MODULES = (
+    "churn.commands.pipeline",
+    "churn.commands.report",
+    "churn.commands.validation",
+    "churn.commands.serving",
+    "churn.commands.monitor",
+)
 
 
 class UsageError(Exception):

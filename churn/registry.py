@@ -109,9 +109,11 @@ def log_model_run(
     """Log one complete run (params, metrics, model with signature, plots, tags); return its id."""
     mlflow = _mlflow(root)
     from mlflow.models import infer_signature
+    from threadpoolctl import threadpool_limits
 
     mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=model_name, tags=tags) as run:
+    # one thread: MLflow predicts on the 3-row example, where OpenMP start-up costs seconds
+    with mlflow.start_run(run_name=model_name, tags=tags) as run, threadpool_limits(1):
         mlflow.log_params(
             {
                 k: str(v)
@@ -181,16 +183,22 @@ def client(root: str | Path = "."):
     return mlflow.MlflowClient(tracking_uri=tracking_uri(root), registry_uri=tracking_uri(root))
 
 
-def aliases(mlflow_client, registered_model: str) -> dict[str, str]:
-    """{alias: version} of a registered model ({} when the model is not registered yet)."""
+def _registered(mlflow_client, registered_model: str):
+    """The RegisteredModel, or None when nothing is registered under that name yet."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return dict(mlflow_client.get_registered_model(registered_model).aliases)
+        return mlflow_client.get_registered_model(registered_model)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return {}
+            return None
         raise
+
+
+def aliases(mlflow_client, registered_model: str) -> dict[str, str]:
+    """{alias: version} of a registered model ({} when the model is not registered yet)."""
+    found = _registered(mlflow_client, registered_model)
+    return {} if found is None else {a: str(v) for a, v in found.aliases.items()}
 
 
 def find_report_run(mlflow_client, experiment: str, model_name: str, model_md5: str):
@@ -234,14 +242,28 @@ def register_run(mlflow_client, registered_model: str, run) -> tuple[Any, bool]:
     if existing is not None:
         return existing, False
     tags = {k: run.data.tags[k] for k in ("model_md5", "model_spec", "model_name") if k in run.data.tags}
-    import mlflow  # pointed at the client's store by `client()`
+    outputs = run.outputs.model_outputs if run.outputs else []
+    if not outputs:
+        raise RegistryError(f"MLflow run {run.info.run_id} has no logged model to register")
+    model_id = max(outputs, key=lambda o: o.step).model_id
+    _ensure_registered(mlflow_client, registered_model)
+    mv = mlflow_client.create_model_version(
+        registered_model, source=f"models:/{model_id}", run_id=run.info.run_id, tags=tags, model_id=model_id
+    )
+    return mv, True
 
-    with quiet_mlflow_logs():
-        mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", registered_model, tags=tags)
-    return mlflow_client.get_model_version(registered_model, mv.version), True
+
+def _ensure_registered(mlflow_client, registered_model: str) -> None:
+    """Create the registered model unless it exists."""
+    if _registered(mlflow_client, registered_model) is None:
+        mlflow_client.create_registered_model(
+            registered_model, description="Churn classifier: a scikit-learn Pipeline on raw Telco columns."
+        )
 
 
-def register_candidates(runs: dict[str, str], registered_model: str, root: str | Path = ".") -> dict[str, str]:
+def register_candidates(
+    runs: dict[str, str], registered_model: str, root: str | Path = "."
+) -> dict[str, str]:
     """After a report: the challenger's version gets `challenger`; an empty registry gets the
     champion's version as `champion`. Returns {alias: version} as set."""
     mlflow_client = client(root)
@@ -259,9 +281,26 @@ def register_candidates(runs: dict[str, str], registered_model: str, root: str |
     return out
 
 
+@contextlib.contextmanager
+def _reachable(root: str | Path = ".") -> Iterator[None]:
+    """Turn any store failure into one RegistryError naming the tracking URI."""
+    try:
+        yield
+    except RegistryError:
+        raise
+    except Exception as exc:
+        raise RegistryError(
+            f"cannot use the MLflow registry at {tracking_uri(root)} ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def list_versions(registered_model: str, root: str | Path = ".") -> list[dict[str, Any]]:
     """Every version, newest first: aliases, source run, estimator and key test metrics."""
-    mlflow_client = client(root)
+    with _reachable(root):
+        return _list_versions(client(root), registered_model)
+
+
+def _list_versions(mlflow_client, registered_model: str) -> list[dict[str, Any]]:
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases(mlflow_client, registered_model).items():
         by_version.setdefault(str(version), []).append(alias)
@@ -289,21 +328,32 @@ def list_versions(registered_model: str, root: str | Path = ".") -> list[dict[st
     return sorted(rows, key=lambda r: -int(r["version"]))
 
 
-def check_promotion(validation: dict[str, Any], ab_test: dict[str, Any], *, force: bool, reason: str) -> str:
+def check_promotion(
+    validation: dict[str, Any],
+    ab_test: dict[str, Any],
+    *,
+    force: bool,
+    reason: str,
+    model_md5: str | None = None,
+) -> str:
     """The reason to record for a promotion, or RegistryError saying why it is refused.
 
-    Allowed when the challenger is approved and the A/B test recommends `promote`; `force`
-    overrides, but only with a reason in words.
+    Allowed when the challenger is approved and the A/B test recommends `promote`, both for the
+    model file with hash `model_md5` (when given); `force` overrides, but only with a reason.
     """
     if force:
         if not reason or not reason.strip():
             raise RegistryError('--force needs --reason "…" (the reason is recorded on the model version)')
         return f"forced: {reason.strip()}"
     problems = []
-    if not validation.get("approved"):
+    if model_md5 and validation.get("model_md5") != model_md5:
         problems.append(
-            f"the challenger is not approved (failed gates: {', '.join(validation.get('failed', []))})"
+            "metrics/validation.json was built for another challenger model "
+            f"(md5 {validation.get('model_md5')}, the file now has {model_md5}): run `dvc repro`"
         )
+    if not validation.get("approved"):
+        failed = ", ".join(validation.get("failed", [])) or "none listed"
+        problems.append(f"the challenger is not approved (failed gates: {failed})")
     if ab_test.get("recommendation") != "promote":
         reasons = "; ".join(ab_test.get("reasons", []))
         problems.append(f"the A/B test recommends '{ab_test.get('recommendation')}' ({reasons})")
@@ -358,7 +408,10 @@ def _restore(
 ) -> list[str]:
     """Put aliases (and the touched version) back as they were; returns what could not be restored."""
     problems = []
-    now = aliases(mlflow_client, registered_model)
+    try:
+        now = aliases(mlflow_client, registered_model)
+    except Exception as exc:
+        return [f"aliases: {exc}"]
     for alias in ALIASES:
         try:
             if alias in before and now.get(alias) != before[alias]:
@@ -406,16 +459,11 @@ def promote(
     """
     params_path = Path(params_path)
     text = params_path.read_text()
-    uri = tracking_uri(root)
-    try:
+    with _reachable(root):
         mlflow_client = client(root)
         before = aliases(mlflow_client, registered_model)
-    except Exception as exc:
-        raise RegistryError(
-            f"cannot reach the MLflow registry at {uri} ({type(exc).__name__}: {exc})"
-        ) from exc
 
-    mv, created, written = None, False, False
+    mv, created, changed, written = None, False, False, False
     old_tags: dict[str, str] = {}
     try:
         if version is None:
@@ -436,7 +484,8 @@ def promote(
             )
         new_text = replace_model_spec(text, CHAMPION, json.loads(spec_text), str(params_path))
         previous = before.get(CHAMPION)
-        mlflow_client.set_registered_model_alias(registered_model, CHAMPION, mv.version)
+        changed = True
+        mlflow_client.set_registered_model_alias(registered_model, CHAMPION, str(mv.version))
         if previous and previous != str(mv.version):
             mlflow_client.set_registered_model_alias(registered_model, ARCHIVED, previous)
         if before.get(CHALLENGER) == str(mv.version):
@@ -451,14 +500,21 @@ def promote(
             save_text(new_text, params_path)
             written = True
     except Exception as exc:
+        if not (changed or created):  # refused before touching anything: the error says why
+            if isinstance(exc, RegistryError | ParamsError):
+                raise
+            raise RegistryError(
+                f"promotion failed ({type(exc).__name__}: {exc}); nothing was changed"
+            ) from exc
         problems = _restore(
             mlflow_client, registered_model, before, mv.version if mv else None, old_tags, created
         )
         if written:
             save_text(text, params_path)
         state = "restored" if not problems else f"NOT fully restored ({'; '.join(problems)})"
-        msg = f"promotion failed ({type(exc).__name__}: {exc}); registry aliases {state}, {params_path} unchanged"
-        raise RegistryError(msg) from exc
+        raise RegistryError(
+            f"promotion failed ({type(exc).__name__}: {exc}); registry aliases {state}, {params_path} unchanged"
+        ) from exc
     log.info(
         "promoted %s version %s to champion (was %s)", registered_model, mv.version, before.get(CHAMPION)
     )
@@ -490,15 +546,17 @@ def set_alias(
         return promote(
             registered_model=registered_model, params_path=params_path, version=version, root=root, **kw
         )
-    try:
+    with _reachable(root):
         mlflow_client = client(root)
         current = aliases(mlflow_client, registered_model)
-    except Exception as exc:
-        raise RegistryError(f"cannot reach the MLflow registry at {tracking_uri(root)} ({exc})") from exc
     if current.get(CHAMPION) == str(version):
         raise RegistryError(
             f"version {version} is the champion; promote another version instead of relabelling it"
         )
-    mlflow_client.get_model_version(registered_model, str(version))
-    mlflow_client.set_registered_model_alias(registered_model, alias, str(version))
+    with _reachable(root):
+        mlflow_client.get_model_version(registered_model, str(version))
+        mlflow_client.set_registered_model_alias(registered_model, alias, str(version))
+        other = ARCHIVED if alias == CHALLENGER else CHALLENGER  # a version is a candidate or archived
+        if current.get(other) == str(version):
+            mlflow_client.delete_registered_model_alias(registered_model, other)
     return {"registered_model": registered_model, "version": str(version), "alias": alias}

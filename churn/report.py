@@ -27,8 +27,9 @@ AXIS_LABELS = {
     "fraction_positive": "Observed churn rate",
 }
 TOP_FEATURES = 12
+#: Rows per metrics file in the full diff, so that a PR comment stays far below GitHub's 65,536 characters.
+MAX_ROWS_PER_FILE = 30
 _EVALUATE = re.compile(r"(?:^|/)evaluate/(?P<model>[^/]+)\.json$")
-_P_VALUE = re.compile(r"^p_?value$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -193,46 +194,38 @@ def _metrics_section(inputs: ReportInputs) -> list[str]:
     unchanged = len(inputs.metrics) - len(changed)
     if not changed:
         return [*out, f"No metric changed against {base} ({unchanged} compared).", ""]
-    rows = [[f"`{c.path}`", f"`{c.name}`", fmt(c.old), fmt(c.new), fmt_delta(c)] for c in changed]
-    summary = f"All {len(changed)} changed metrics ({unchanged} unchanged)"
-    out += ["<details>", f"<summary>{summary}</summary>", ""]
-    return [*out, *_table(["File", "Metric", base, "workspace", "Change"], rows), "", "</details>", ""]
+    out += [f"{len(changed)} metrics changed, {unchanged} unchanged; by file:", ""]
+    for path in sorted({c.path for c in changed}):
+        in_file = [c for c in changed if c.path == path]
+        rows = [[f"`{c.name}`", fmt(c.old), fmt(c.new), fmt_delta(c)] for c in in_file[:MAX_ROWS_PER_FILE]]
+        out += ["<details>", f"<summary><code>{path}</code>: {len(in_file)} changed</summary>", ""]
+        out += _table(["Metric", base, "workspace", "Change"], rows)
+        if len(in_file) > MAX_ROWS_PER_FILE:
+            rest = len(in_file) - MAX_ROWS_PER_FILE
+            out += [
+                "",
+                f"… and {rest} more: `dvc metrics diff {inputs.base} --targets {path}` lists them all.",
+            ]
+        out += ["", "</details>", ""]
+    return out
 
 
-def find_gates(node: Any, path: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Every dict with a `passed` key, depth first, named by its path; nested gates are kept too."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        if "passed" in node and path:
-            found.append({"name": " / ".join(path), **node})
-        for key, value in node.items():
-            if isinstance(value, dict | list):
-                found += find_gates(value, (*path, str(key)))
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            label = str(i)
-            if isinstance(item, dict):
-                label = str(item.get("name") or item.get("gate") or item.get("metric") or i)
-            found += find_gates(item, (*path, label))
-    return found
+_STATUS = {"pass": "✅ pass", "fail": "❌ fail", "insufficient_data": "⚠️ insufficient data"}
+_RULE = {">=": "≥", "<=": "≤"}
 
 
-def _result(gate: dict[str, Any] | None) -> str:
+def _status(gate: dict[str, Any] | None) -> str:
     if gate is None:
         return "—"
     status = gate.get("status")
-    if gate.get("passed") is True:
-        return "✅ pass"
-    if gate.get("passed") is False:
-        return "❌ fail"
-    return f"⚠️ {status}" if status else "⚠️ undecided"
+    if status is None and isinstance(gate.get("passed"), bool):
+        status = "pass" if gate["passed"] else "fail"
+    return _STATUS.get(status, f"`{status}`")
 
 
-def _threshold(gate: dict[str, Any]) -> str:
-    for key in ("threshold", "min", "max", "limit"):
-        if key in gate:
-            return fmt(gate[key])
-    return "—"
+def _gates(validation: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    gates = (validation or {}).get("gates")
+    return {k: g for k, g in gates.items() if isinstance(g, dict)} if isinstance(gates, dict) else {}
 
 
 def _verdict(validation: dict[str, Any]) -> str:
@@ -248,48 +241,52 @@ def _gates_section(inputs: ReportInputs) -> list[str]:
     out = ["## Validation gates", ""]
     validation = inputs.validation
     if validation is None:
-        return [
-            *out,
-            "No `metrics/validation.json` on this revision: the validation stages have not run.",
-            "",
-        ]
-    line = f"**Verdict: {_verdict(validation)}**"
+        return [*out, "No `metrics/validation.json` on this revision: validation has not run.", ""]
+    model = validation.get("model", "the candidate")
+    line = f"**Verdict for {model}: {_verdict(validation)}**"
     if inputs.base_validation is not None:
         line += f" (on {_base_label(inputs)}: {_verdict(inputs.base_validation)})"
     out += [line, ""]
-    gates = find_gates(validation)
+    gates = _gates(validation)
     if not gates:
         return [*out, "`metrics/validation.json` lists no gates.", ""]
-    base_gates = {g["name"]: g for g in find_gates(inputs.base_validation or {})}
-    header = ["Gate", "Value", "Threshold", "Result"]
-    if inputs.base_validation is not None:
-        header.append(f"On {_base_label(inputs)}")
+    counts = {s: sum(g.get("status") == s for g in gates.values()) for s in _STATUS}
+    out += [
+        ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()) + f" of {len(gates)} gates.",
+        "",
+    ]
+    failed = [k for k in sorted(gates) if gates[k].get("status") == "fail"]
+    out += [f"- ❌ `{k}`: {fmt(gates[k].get('value'))}, {_rule(gates[k])}" for k in failed]
+    out += [""] if failed else []
+    base = _gates(inputs.base_validation) if inputs.base_validation is not None else None
+    champion = _gates(validation.get("champion") if isinstance(validation.get("champion"), dict) else None)
+    header = ["Gate", "Value", "Rule", model]
+    header += ["champion"] if champion else []
+    header += [f"{model} on {_base_label(inputs)}"] if base is not None else []
     rows = []
-    for gate in gates:
-        row = [gate["name"], fmt(gate.get("value")), _threshold(gate), _result(gate)]
-        if inputs.base_validation is not None:
-            row.append(_result(base_gates.get(gate["name"])))
+    for name in sorted(gates):
+        gate = gates[name]
+        row = [f"`{name}`", fmt(gate.get("value")), _rule(gate), _status(gate)]
+        row += [_status(champion.get(name))] if champion else []
+        row += [_status(base.get(name))] if base is not None else []
         rows.append(row)
     return [*out, *_table(header, rows), ""]
 
 
-def find_key(node: Any, match: re.Pattern[str] | str) -> Any:
-    """The first value (depth first) whose key equals `match` or matches the pattern; None if absent."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            hit = match.match(str(key)) if isinstance(match, re.Pattern) else key == match
-            if hit:
-                return value
-        for value in node.values():
-            found = find_key(value, match)
-            if found is not None:
-                return found
-    elif isinstance(node, list):
-        for item in node:
-            found = find_key(item, match)
-            if found is not None:
-                return found
-    return None
+def _rule(gate: dict[str, Any]) -> str:
+    rule, threshold = gate.get("rule"), gate.get("threshold")
+    if threshold is None:
+        return "—"
+    return f"{_RULE.get(rule, rule or '')} {fmt(threshold)}".strip()
+
+
+def _interval(node: Any) -> str:
+    if not isinstance(node, dict) or node.get("estimate") is None:
+        return "—"
+    text = f"{node['estimate']:+.4f}"
+    if node.get("low") is not None and node.get("high") is not None:
+        text += f" (CI {node['low']:+.4f} to {node['high']:+.4f})"
+    return text
 
 
 def _ab_section(inputs: ReportInputs) -> list[str]:
@@ -297,26 +294,22 @@ def _ab_section(inputs: ReportInputs) -> list[str]:
     ab = inputs.ab_test
     if ab is None:
         return [*out, "No `metrics/ab_test.json` on this revision: the A/B test has not run.", ""]
-    recommendation = find_key(ab, "recommendation")
-    reasons = find_key(ab, "reasons")
-    if isinstance(recommendation, dict):
-        reasons = recommendation.get("reasons", reasons)
-        recommendation = recommendation.get("decision") or recommendation.get("action")
-    mcnemar = find_key(ab, "mcnemar")
-    p_value = find_key(mcnemar if isinstance(mcnemar, dict) else ab, _P_VALUE)
-    if p_value is None:
-        p_value = find_key(ab, _P_VALUE)
-    method = find_key(mcnemar, "method") if isinstance(mcnemar, dict) else None
-    out.append(f"**Recommendation: {fmt(recommendation)}**")
-    out.append("")
-    detail = f"McNemar's test p-value: {fmt(p_value)}"
-    if method:
-        detail += f" ({method})"
-    out += [detail, ""]
-    if isinstance(reasons, str):
-        reasons = [reasons]
-    out += [f"- {reason}" for reason in reasons or []]
-    return [*out, ""] if reasons else out
+    out += [f"**Recommendation: {fmt(ab.get('recommendation'))}**", ""]
+    out += [f"- {reason}" for reason in ab.get("reasons") or []]
+    mcnemar = ab.get("mcnemar") if isinstance(ab.get("mcnemar"), dict) else {}
+    test = f"- McNemar's test: p-value {fmt(mcnemar.get('p_value'))}"
+    if ab.get("alpha") is not None:
+        test += f" at significance level {ab['alpha']}"
+    if ab.get("n") is not None:
+        test += f", on {ab['n']} test customers"
+    if mcnemar.get("method"):
+        test += f" — {mcnemar['method']}"
+    out.append(test)
+    difference = (ab.get("bootstrap") or {}).get("difference") or {}
+    for metric in ("accuracy", "roc_auc"):
+        if metric in difference:
+            out.append(f"- {metric} difference (challenger − champion): {_interval(difference[metric])}")
+    return [*out, ""]
 
 
 def _plots_section(inputs: ReportInputs) -> list[str]:

@@ -71,7 +71,9 @@ class RetentionSettings:
             raise ParamsError(f"{source}: unknown key(s) {unknown} in 'retention'; allowed: {sorted(known)}")
         for key in ("fallback_models", "actionable"):
             if key in section:
-                if not isinstance(section[key], list | tuple) or not all(isinstance(v, str) for v in section[key]):
+                if not isinstance(section[key], list | tuple) or not all(
+                    isinstance(v, str) for v in section[key]
+                ):
                     raise ParamsError(f"{source}: 'retention.{key}' must be a list of names")
                 section[key] = tuple(section[key])
         settings = cls(**section)
@@ -101,7 +103,9 @@ class RetentionSettings:
             raise bad("actionable", f"must not list demographics or history {not_allowed}")
         unknown = [f for f in self.actionable if f not in SUPPORTED]
         if unknown:
-            raise bad("actionable", f"has feature(s) without a retention offer {unknown}; allowed: {SUPPORTED}")
+            raise bad(
+                "actionable", f"has feature(s) without a retention offer {unknown}; allowed: {SUPPORTED}"
+            )
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,9 @@ class Action:
         }
 
 
-def candidate_changes(customer: dict[str, Any], settings: RetentionSettings) -> list[tuple[str, Any, str, str]]:
+def candidate_changes(
+    customer: dict[str, Any], settings: RetentionSettings
+) -> list[tuple[str, Any, str, str]]:
     """Every offer that applies to this customer: (feature, new value, description, customer-facing offer).
 
     Only changes a retention team can make and a customer would accept: longer contracts, an

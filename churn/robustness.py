@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from churn import metrics, schema
 from churn.io import ParamsError, section
@@ -62,6 +63,8 @@ def perturb(X: pd.DataFrame, kind: str, level: float, seed: int) -> pd.DataFrame
     the schema range; flip: each categorical value switches with probability `level` to another
     valid level, chosen uniformly; missing: each cell becomes NaN with probability `level`.
     """
+    if kind not in KINDS:
+        raise ValueError(f"unknown perturbation '{kind}', must be one of {KINDS}")
     rng = np.random.default_rng([seed, KINDS.index(kind), round(level * 1_000_000)])
     out = X.copy()
     n = len(out)
@@ -80,13 +83,11 @@ def perturb(X: pd.DataFrame, kind: str, level: float, seed: int) -> pd.DataFrame
             shifted = (code + rng.integers(1, len(options), n)) % len(options)
             values = np.where(flip, options[shifted], current)
             out[col] = values.astype(float) if col == "SeniorCitizen" else values
-    elif kind == "missing":
+    else:  # missing
         mask = rng.random((n, len(out.columns))) < level
         for j, col in enumerate(out.columns):
             column = out[col].astype(float) if col in schema.NUMERIC else out[col].astype(object)
             out[col] = column.mask(mask[:, j], np.nan)
-    else:
-        raise ValueError(f"unknown perturbation '{kind}', must be one of {KINDS}")
     return out
 
 
@@ -108,6 +109,11 @@ def evaluate(
     One predict_proba per copy. A model that raises on a copy (e.g. cannot handle NaN) gets the
     error recorded and fails that perturbation's gates; the run goes on.
     """
+    with threadpool_limits(1):  # many small batches: one thread beats OpenMP start-up
+        return _evaluate(model, X, y, perturbed, cfg, threshold)
+
+
+def _evaluate(model, X, y, perturbed, cfg: Config, threshold: float) -> dict[str, Any]:
     base = metrics.classification(y, model.predict_proba(X)[:, 1], threshold)
     baseline = {m: base[m] for m in GATED}
     results: dict[str, dict[str, Any]] = {k: {} for k in KINDS}

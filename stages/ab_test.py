@@ -8,7 +8,7 @@ from pathlib import Path
 from churn import abtest, data, validation
 from churn.io import load_json, load_model, load_params, read_table, save_json, section
 from churn.metrics import HEADLINE
-from churn.validation import CANDIDATE, PRODUCTION
+from churn.validation import CANDIDATE, MODELS, PRODUCTION
 from stages import _args
 
 log = logging.getLogger("stages.ab_test")
@@ -38,10 +38,9 @@ def main(argv: list[str] | None = None) -> None:
         minimums,
     )
     X, y = data.xy(read_table(args.test))
-    proba = {
-        n: load_model(Path(args.models_dir) / f"{n}.joblib").predict_proba(X)[:, 1]
-        for n in (PRODUCTION, CANDIDATE)
-    }
+    proba = validation.probabilities(
+        {n: load_model(Path(args.models_dir) / f"{n}.joblib") for n in MODELS}, X
+    )
     result = abtest.compare(
         y,
         proba[PRODUCTION],

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     verdict = validation.verdict(
         ctx["evaluate"], ctx["fairness"], ctx["robustness"], ctx["ab_test"], minimums
     )
-    ctx["validation"] = {**verdict, "lineage": ctx["lineage"]}
+    challenger_md5 = ctx["lineage"][str(models[CANDIDATE])]
+    ctx["validation"] = {**verdict, "lineage": ctx["lineage"], "model_md5": challenger_md5}
     card = validation.model_card(ctx)
     save_json(ctx["validation"], args.out)
     save_text(card, args.card)
@@ -87,47 +88,51 @@ def _read_inputs(metrics_dir: Path, params: dict[str, Any], source: str) -> dict
 
 def _track(args, params, ctx: dict[str, Any], models: dict[str, Path], card: str) -> None:
     """One MLflow run per model (+ registry aliases); a tracking failure is a warning, never a DVC change."""
-    v = ctx["validation"]
     try:
         X = data.xy(read_table(args.test))[0].head(5)
         with registry.quiet_mlflow_logs(), tempfile.TemporaryDirectory() as tmp:
             card_copy = Path(tmp) / "model_card.md"
             card_copy.write_text(validation.card_with_commit(card, registry.git_commit()))
-            runs = {}
-            for name in MODELS:
-                gates = v["gates"] if name == CANDIDATE else v["champion"]["gates"]
-                approved = v["approved"] if name == CANDIDATE else v["champion"]["passed"]
-                runs[name] = registry.log_model_run(
+            runs = {
+                name: registry.log_model_run(
                     model_name=name,
                     pipeline=load_model(models[name]),
                     spec=ctx["specs"][name],
-                    metrics={
-                        "test": ctx["evaluate"][name],
-                        "cv": ctx["cv"][name],
-                        "gates": {k: {"value": g["value"], "passed": g["passed"]} for k, g in gates.items()},
-                        "validation": {
-                            "approved": v["approved"] if name == CANDIDATE else v["champion"]["passed"]
-                        },
-                    },
                     example=X,
-                    tags={
-                        **registry.run_tags(name, ctx["data"]["input"]["md5"]),
-                        **registry.report_tags(
-                            ctx["lineage"][str(models[name])],
-                            ctx["specs"][name],
-                            v["approved"],
-                            v["recommendation"],
-                        ),
-                    },
                     artifacts=[Path(args.metrics_dir) / "plots" / name, card_copy],
                     experiment=section(params, "mlflow.experiment", args.params),
+                    **_run_content(name, ctx, str(models[name])),
                 )
-            set_aliases = registry.register_candidates(runs, ctx["registered_model"])
-        log.info(
-            "MLflow runs %s at %s; aliases set: %s", runs, registry.tracking_uri(), set_aliases or "none"
-        )
+                for name in MODELS
+            }
+            aliases = registry.register_candidates(runs, ctx["registered_model"])
+        log.info("MLflow runs %s at %s; aliases set: %s", runs, registry.tracking_uri(), aliases or "none")
     except Exception as exc:
         log.warning("MLflow tracking failed (%s: %s); DVC outputs are unaffected", type(exc).__name__, exc)
+
+
+def _run_content(name: str, ctx: dict[str, Any], model_path: str) -> dict[str, Any]:
+    """A model's run metrics (test, CV, its gates and verdict) and tags (lineage, spec, verdict)."""
+    v = ctx["validation"]
+    gates, approved = (
+        (v["gates"], v["approved"])
+        if name == CANDIDATE
+        else (v["champion"]["gates"], v["champion"]["passed"])
+    )
+    return {
+        "metrics": {
+            "test": ctx["evaluate"][name],
+            "cv": ctx["cv"][name],
+            "gates": {k: {"value": g["value"], "passed": g["passed"]} for k, g in gates.items()},
+            "validation": {"approved": approved},
+        },
+        "tags": {
+            **registry.run_tags(name, ctx["data"]["input"]["md5"]),
+            **registry.report_tags(
+                ctx["lineage"][model_path], ctx["specs"][name], approved, v["recommendation"]
+            ),
+        },
+    }
 
 
 if __name__ == "__main__":

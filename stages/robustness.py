@@ -7,7 +7,7 @@ from pathlib import Path
 
 from churn import data, robustness
 from churn.io import load_model, load_params, read_table, save_json, section
-from churn.validation import CANDIDATE, PRODUCTION, failed, number
+from churn.validation import CANDIDATE, MODELS, PRODUCTION, failed, number
 from stages import _args
 
 log = logging.getLogger("stages.robustness")
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         name: robustness.evaluate(
             load_model(Path(args.models_dir) / f"{name}.joblib"), X, y, perturbed, cfg, threshold
         )
-        for name in (PRODUCTION, CANDIDATE)
+        for name in MODELS
     }
     save_json(report, args.out)
     log.info(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from churn import data, fairness
 from churn.io import load_model, load_params, read_table, save_json, section
-from churn.validation import CANDIDATE, PRODUCTION, failed, number
+from churn.validation import CANDIDATE, MODELS, PRODUCTION, failed, number, probabilities
 from stages import _args
 
 log = logging.getLogger("stages.validate_fairness")
@@ -24,10 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     threshold = number(params, "evaluate.threshold", args.params, low=0, high=1)
     X, y = data.xy(read_table(args.test))
     cfg = fairness.config(params, list(X.columns), args.params)
-    report = {}
-    for name in (PRODUCTION, CANDIDATE):
-        proba = load_model(Path(args.models_dir) / f"{name}.joblib").predict_proba(X)[:, 1]
-        report[name] = fairness.evaluate(y, proba >= threshold, X[list(cfg.attributes)], cfg, seed=seed)
+    proba = probabilities({n: load_model(Path(args.models_dir) / f"{n}.joblib") for n in MODELS}, X)
+    report = {
+        n: fairness.evaluate(y, proba[n] >= threshold, X[list(cfg.attributes)], cfg, seed=seed)
+        for n in MODELS
+    }
     save_json(report, args.out)
     log.info(
         "fairness over %s: champion %s, challenger %s (failed: %s)",

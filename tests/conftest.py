@@ -140,3 +140,248 @@ def env_for():
         return env
 
     return make
+
+
+@pytest.fixture(scope="session")
+def project_root(tmp_path_factory) -> Path:
+    """A small built project in a temporary directory, laid out as after `dvc repro`.
+
+    1,500 synthetic customers through the real stage mains: params.yaml, data/raw/synthetic.csv,
+    data/prepared/{train,test}.parquet, models/{champion,challenger}.joblib, every metrics file
+    (evaluate, fairness, robustness, ab_test, validation, model card), and the MLflow store
+    `<root>/mlflow.db` with one report run per model and the registry aliases. The environment
+    is left untouched: point `MLFLOW_TRACKING_URI` at `sqlite:///<root>/mlflow.db` to read it.
+    """
+    import yaml
+    from threadpoolctl import threadpool_limits
+
+    from stages import ab_test, evaluate, prepare, report, robustness, synthesize, train, validate_fairness
+
+    dest = tmp_path_factory.mktemp("project")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["synthesize"]["rows"] = 1500
+    params["train"]["cv_folds"] = 0  # no cross-validation report: the fixture needs fitted models only
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.MonkeyPatch.context() as mp, threadpool_limits(1):
+        mp.chdir(dest)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{dest / 'mlflow.db'}")
+        synthesize.main(["--out", "data/raw/synthetic.csv"])
+        prepare.main([])
+        for name in ("champion", "challenger"):
+            train.main(["--name", name])
+            evaluate.main(["--name", name, "--no-mlflow"])
+        validate_fairness.main([])
+        robustness.main([])
+        ab_test.main([])
+        report.main([])
+    return dest
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """A real `mlflow server` on 127.0.0.1 (SQLite backend, proxied artifacts under tmp); its URL.
+
+    Started once per test session (readiness: GET /health, up to 90 s) and terminated after it.
+    """
+    import signal
+    import time
+    import urllib.request
+
+    base = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
+        "--artifacts-destination", str(base / "artifacts"),
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log_file = (base / "server.log").open("w")
+    proc = subprocess.Popen(
+        cmd, cwd=base, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"mlflow server exited {proc.returncode}:\n{(base / 'server.log').read_text()[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"mlflow server not ready after 90 s:\n{(base / 'server.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        log_file.close()
+
+
+@pytest.fixture(scope="session")
+def nan_breaking_model(prepared):
+    """A fitted pipeline with no imputer: raw Telco columns in, but a NaN makes predict_proba raise."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from churn import data, features, schema
+
+    X, y = data.xy(prepared[0])
+    columns = ColumnTransformer(
+        [
+            ("num", StandardScaler(), list(schema.NUMERIC_FEATURES)),  # keeps NaN as NaN
+            ("cat", OneHotEncoder(handle_unknown="ignore"), list(schema.CATEGORICAL_FEATURES)),
+        ]
+    )
+    model = LogisticRegression(max_iter=1000)
+    return Pipeline([("coerce", features.coercer()), ("columns", columns), ("model", model)]).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def serving_models(prepared, root) -> dict:
+    """Fitted pipelines on the small synthetic split: the params.yaml champion and challenger specs,
+    and a logistic regression."""
+    from churn import data, model
+    from churn.io import load_params
+
+    specs = load_params(root / "params.yaml")["models"]
+    specs = {
+        "champion": specs["champion"],
+        "challenger": specs["challenger"],
+        "logistic_regression": {"estimator": "logistic_regression", "params": {}},
+    }
+    X, y = data.xy(prepared[0])
+    return {name: model.build(name, spec, seed=7).fit(X, y) for name, spec in specs.items()}
+
+
+@pytest.fixture(scope="session")
+def serving_root(tmp_path_factory, serving_models, prepared, root) -> Path:
+    """A project root for serving: params.yaml, models/{champion,challenger}.joblib, the train split."""
+    from churn.io import save_model, write_table
+
+    dest = tmp_path_factory.mktemp("serving_root")
+    shutil.copy2(root / "params.yaml", dest / "params.yaml")
+    for name in ("champion", "challenger"):
+        save_model(serving_models[name], dest / "models" / f"{name}.joblib")
+    write_table(prepared[0], dest / "data" / "prepared" / "train.parquet")
+    return dest
+
+
+class GroqStub:
+    """A local stand-in for the Groq API: `POST /openai/v1/chat/completions` on 127.0.0.1.
+
+    `plan[model]` says how to answer a model: ("ok", text), ("status", code, error code or None)
+    or ("sleep", seconds). Unplanned models get `default`. `requests` keeps every received body.
+    """
+
+    REPLY = "Subject: Stay with us\n\nDear customer,\n\nWe have an offer for you.\n\nCustomer Care"
+
+    def __init__(self) -> None:
+        self.plan: dict[str, tuple] = {}
+        self.default: tuple = ("ok", self.REPLY)
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.url = ""
+
+    def answer(self, handler) -> None:
+        import json as _json
+
+        size = int(handler.headers.get("content-length") or 0)
+        body = _json.loads(handler.rfile.read(size) or b"{}")
+        self.requests.append(body)
+        self.headers.append(dict(handler.headers))
+        if handler.path != "/openai/v1/chat/completions":
+            return self._send(handler, 404, {"error": {"message": "unknown path", "code": "unknown_url"}})
+        step = self.plan.get(body.get("model"), self.default)
+        if step[0] == "sleep":
+            import time as _time
+
+            _time.sleep(step[1])
+            step = ("ok", self.REPLY)
+        if step[0] == "status":
+            code, err = step[1], step[2]
+            error = {"message": f"stub error {code}", "type": "invalid_request_error", "code": err}
+            payload = {"error": error}
+            return self._send(handler, code, payload)
+        reply = {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model"),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": step[1]}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        return self._send(handler, 200, reply)
+
+    @staticmethod
+    def _send(handler, code: int, payload: dict) -> None:
+        import json as _json
+
+        data = _json.dumps(payload).encode()
+        try:
+            handler.send_response(code)
+            handler.send_header("content-type", "application/json")
+            handler.send_header("content-length", str(len(data)))
+            handler.send_header("retry-after-ms", "10")
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:
+            pass  # the client gave up (timeout test)
+
+
+@pytest.fixture()
+def groq_stub(monkeypatch):
+    """A running GroqStub; GROQ_BASE_URL points at it and GROQ_API_KEY is a test key."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    stub = GroqStub()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            stub.answer(self)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("GROQ_BASE_URL", stub.url)
+    monkeypatch.setenv("GROQ_API_KEY", "gsk_test_SECRET_key_123")
+    try:
+        yield stub
+    finally:
+        server.shutdown()
+        server.server_close()

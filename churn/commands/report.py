@@ -51,7 +51,9 @@ def _report(args: argparse.Namespace) -> int:
     root = _git_root()
     inputs = collect(root, args.base)
     out = None if args.out == "-" else Path(args.out)
-    if not args.no_plots:
+    if args.no_plots:
+        inputs.plot_note = "Not rendered (`--no-plots`); `dvc plots diff` draws them."
+    else:
         link_from = out.parent if out else Path()
         plots_dir = Path(args.plots_dir) if args.plots_dir else _default_plots_dir(out)
         inputs.plots, inputs.plot_note = render_plots(
@@ -82,22 +84,26 @@ def collect(root: Path, base: str) -> report.ReportInputs:
             f"the base revision `{base}` does not exist in this clone, so nothing was compared with it "
             "(in CI check out with `fetch-depth: 0`; locally run `git fetch`). Workspace values only."
         )
-        show = _dvc_json(root, ["metrics", "show", "--json"], inputs.notes)
+        show = _dvc_json(root, ["metrics", "show", "--json"], inputs.notes, {})
         inputs.metrics = None if show is None else report.changes_from_show(show)
     else:
         inputs.base_sha = sha
-        params = _dvc_json(root, ["params", "diff", sha, "--json"], inputs.notes)
-        metrics = _dvc_json(root, ["metrics", "diff", sha, "--all", "--json"], inputs.notes)
+        names = {sha: base}
+        params = _dvc_json(root, ["params", "diff", sha, "--json"], inputs.notes, names)
+        metrics = _dvc_json(root, ["metrics", "diff", sha, "--all", "--json"], inputs.notes, names)
         inputs.params = None if params is None else report.changes_from_diff(params)
         inputs.metrics = None if metrics is None else report.changes_from_diff(metrics)
         _note_missing_sides(inputs)
-        inputs.base_validation = _json_or_note(_git(root, "show", f"{sha}:{VALIDATION}"), base, inputs.notes)
-    for path in (VALIDATION, AB_TEST):
-        file = root / path
-        text = file.read_text() if file.exists() else None
-        value = _json_or_note(text, f"workspace {path}", inputs.notes)
-        setattr(inputs, "validation" if path == VALIDATION else "ab_test", value)
+        text = _git(root, "show", f"{sha}:{VALIDATION}")
+        inputs.base_validation = _json_or_note(text, f"{VALIDATION} on `{base}`", inputs.notes)
+    inputs.validation = _workspace_json(root, VALIDATION, inputs.notes)
+    inputs.ab_test = _workspace_json(root, AB_TEST, inputs.notes)
     return inputs
+
+
+def _workspace_json(root: Path, path: str, notes: list[str]) -> Any:
+    file = root / path
+    return _json_or_note(file.read_text() if file.exists() else None, f"workspace {path}", notes)
 
 
 def _note_missing_sides(inputs: report.ReportInputs) -> None:
@@ -134,17 +140,26 @@ def _git(root: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def _dvc_json(root: Path, args: list[str], notes: list[str]) -> Any:
-    """Run DVC (the same package as this Python) and parse its JSON; a failure becomes a note."""
+def _dvc_json(root: Path, args: list[str], notes: list[str], names: dict[str, str]) -> Any:
+    """Run DVC (the same package as this Python) and parse its JSON; a failure becomes a note.
+
+    `names` maps what DVC is given (a commit id) to what the user wrote (`main`), for the notes.
+    """
     cmd = [sys.executable, "-m", "dvc", *args]
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=TIMEOUT, env=env)
-    shown = "dvc " + " ".join(a for a in args if a != "--json")
+    shown = "dvc " + " ".join(names.get(a, a) for a in args if a != "--json")
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    for sha, name in names.items():
+        errors = [line.replace(sha, name) for line in errors]
     if proc.returncode != 0:
         notes.append(f"`{shown}` failed: {errors[-1] if errors else f'exit code {proc.returncode}'}")
         return None
-    notes += [f"`{shown}`: {line.removeprefix('WARNING: ')}" for line in errors if "fail" in line.lower()]
+    notes += [
+        f"`{shown}`: {line.removeprefix('WARNING: ')} (a file missing on one side shows as new or removed)"
+        for line in errors
+        if "fail" in line.lower()
+    ]
     log.info("%s: %d bytes of JSON", shown, len(proc.stdout))
     return json.loads(proc.stdout or "{}")
 

@@ -1,12 +1,15 @@
-"""Drift statistics between a reference sample and a current sample (PSI; pure functions)."""
+"""Drift between a reference sample and a current one: PSI, KS, chi-square, Wasserstein, Jensen–Shannon."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
 
 from churn import schema
 
@@ -104,3 +107,399 @@ def column_psi(reference: pd.DataFrame, current: pd.DataFrame, n_bins: int = 10)
         else:
             out[col] = psi_categorical(reference[col].to_numpy(), current[col].to_numpy())
     return out
+
+
+# -- samples as value counts ---------------------------------------------------------------------
+#
+# Every statistic below is computed from value counts, not from raw rows: a numeric column becomes
+# counts on a fine grid (a power of ten at most 1/1000 of the reference's standard deviation, so
+# whole numbers and cents stay exact), a categorical column becomes counts per level. A window of a
+# million logged predictions is summarised by SQL GROUP BY (churn.monitoring.store) in a few
+# hundred kilobytes; a CSV batch by pandas. Both give the same `Summary`.
+
+#: Name of the bucket that collects categorical values the reference never had.
+UNSEEN = "<unseen>"
+#: The model's output, compared like a numeric feature ("prediction drift").
+PREDICTION = "churn_probability"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A sample as value counts: `numeric[col]` is indexed by grid value, `categorical[col]` by level."""
+
+    n: int
+    numeric: dict[str, pd.Series] = field(default_factory=dict)
+    categorical: dict[str, pd.Series] = field(default_factory=dict)
+
+
+#: Grid step per numeric column: values are compared after rounding to it. Whole months, cents
+#: and whole dollars keep the Telco data exact or nearly so (TotalCharges moves by ≤ $0.50, about
+#: 1/4000 of its spread); probabilities keep four decimals.
+GRID: dict[str, float] = {
+    "SeniorCitizen": 1.0,
+    "tenure": 1.0,
+    "MonthlyCharges": 0.01,
+    "TotalCharges": 1.0,
+    PREDICTION: 1e-4,
+}
+
+
+def numeric_counts(values: np.ndarray | pd.Series, resolution: float) -> pd.Series:
+    """Counts of finite `values` rounded to multiples of `resolution`, indexed by the rounded value."""
+    v = np.asarray(values, dtype="float64")
+    v = v[np.isfinite(v)]
+    keys, counts = np.unique(np.round(v / resolution).astype("int64"), return_counts=True)
+    return pd.Series(counts.astype("int64"), index=keys * resolution, dtype="int64")
+
+
+def level_counts(values: np.ndarray | pd.Series) -> pd.Series:
+    """Counts per level (values compared as text; missing values left out)."""
+    s = pd.Series(values).dropna().astype(str)
+    return s.value_counts().sort_index().astype("int64")
+
+
+def summarize(df: pd.DataFrame, probabilities: np.ndarray | pd.Series | None = None) -> Summary:
+    """Summarise the 19 features of a frame (and optionally the model's probabilities) as counts."""
+    missing = [c for c in schema.FEATURES if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are missing from the data to summarise")
+    numeric = {
+        c: numeric_counts(pd.to_numeric(df[c], errors="coerce"), GRID[c]) for c in schema.NUMERIC_FEATURES
+    }
+    if probabilities is not None:
+        proba = np.asarray(probabilities, dtype="float64")
+        if proba.ndim != 1 or len(proba) != len(df) or not np.all((proba >= 0) & (proba <= 1)):
+            raise ValueError("probabilities must be one number in [0, 1] per row")
+        numeric[PREDICTION] = numeric_counts(proba, GRID[PREDICTION])
+    return Summary(
+        n=len(df), numeric=numeric, categorical={c: level_counts(df[c]) for c in schema.CATEGORICAL_FEATURES}
+    )
+
+
+# -- statistics on counts ------------------------------------------------------------------------
+
+
+def _cdfs(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union of grid values and both empirical CDFs evaluated there (right-continuous)."""
+    values = np.union1d(ref.index.to_numpy(dtype="float64"), cur.index.to_numpy(dtype="float64"))
+    out = []
+    for counts in (ref, cur):
+        dense = counts.groupby(level=0).sum().reindex(values, fill_value=0).to_numpy(dtype="float64")
+        out.append(np.cumsum(dense) / dense.sum())
+    return values, out[0], out[1]
+
+
+def _check_nonempty(ref: pd.Series, cur: pd.Series) -> None:
+    if ref.sum() <= 0 or cur.sum() <= 0:
+        raise ValueError("both samples need at least one value")
+
+
+def ks_from_counts(ref: pd.Series, cur: pd.Series) -> tuple[float, float]:
+    """Two-sample Kolmogorov–Smirnov statistic D and its asymptotic two-sided p-value.
+
+    The p-value is Smirnov's limit `kstwo.sf(D, round(n·m/(n+m)))`, as scipy's `ks_2samp(method=
+    "asymp")`; with ties (whole-number features) the test is conservative.
+    """
+    _check_nonempty(ref, cur)
+    _, f_ref, f_cur = _cdfs(ref, cur)
+    d = float(np.max(np.abs(f_ref - f_cur)))
+    n, m = float(ref.sum()), float(cur.sum())
+    en = n * m / (n + m)
+    return d, float(stats.kstwo.sf(d, np.round(en)))
+
+
+def wasserstein_from_counts(ref: pd.Series, cur: pd.Series) -> float:
+    """Earth mover's (Wasserstein-1) distance: the area between the two empirical CDFs."""
+    _check_nonempty(ref, cur)
+    values, f_ref, f_cur = _cdfs(ref, cur)
+    return float(np.sum(np.abs(f_ref - f_cur)[:-1] * np.diff(values)))
+
+
+def std_from_counts(counts: pd.Series) -> float:
+    """Population standard deviation (ddof 0) of a sample given as value counts."""
+    w = counts.to_numpy(dtype="float64")
+    x = counts.index.to_numpy(dtype="float64")
+    mean = np.sum(w * x) / w.sum()
+    return float(np.sqrt(np.sum(w * (x - mean) ** 2) / w.sum()))
+
+
+def aligned_levels(ref: pd.Series, cur: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Counts over the reference's levels plus an UNSEEN bucket for levels only `cur` has."""
+    levels = [str(x) for x in ref.index]
+    cur = cur.copy()
+    cur.index = cur.index.astype(str)
+    cur_counts = cur.reindex(levels, fill_value=0).to_numpy(dtype="float64")
+    unseen = float(cur[~cur.index.isin(levels)].sum())
+    return [*levels, UNSEEN], np.append(ref.to_numpy(dtype="float64"), 0.0), np.append(cur_counts, unseen)
+
+
+def chi2_from_counts(ref: pd.Series, cur: pd.Series) -> tuple[float, float, int]:
+    """Chi-square test of homogeneity on the 2×k table of level counts: statistic, p-value, dof.
+
+    Both samples are treated as samples (the reference is not taken as exact), no Yates
+    correction; levels absent from both samples are dropped.
+    """
+    _check_nonempty(ref, cur)
+    _, r, c = aligned_levels(ref, cur)
+    keep = (r + c) > 0
+    table = np.vstack([r[keep], c[keep]])
+    if table.shape[1] < 2:
+        return 0.0, 1.0, 0
+    result = stats.chi2_contingency(table, correction=False)
+    return float(result.statistic), float(result.pvalue), int(result.dof)
+
+
+def jensen_shannon_from_counts(ref: pd.Series, cur: pd.Series) -> float:
+    """Jensen–Shannon distance (natural log; 0 = same, √ln2 ≈ 0.83 = disjoint) of level shares."""
+    _check_nonempty(ref, cur)
+    _, r, c = aligned_levels(ref, cur)
+    return float(jensenshannon(r / r.sum(), c / c.sum()))
+
+
+def psi_from_summary(ref: pd.Series, cur: pd.Series, edges: np.ndarray | None = None) -> float:
+    """PSI of two count series: numeric ones over `edges` (left-closed), categorical ones over levels."""
+    _check_nonempty(ref, cur)
+    if edges is None:
+        _, r, c = aligned_levels(ref, cur)
+        return psi_from_counts(r, c)
+    inner = edges[1:-1]
+    bins = len(edges) - 1
+    out = []
+    for counts in (ref, cur):
+        index = np.searchsorted(inner, counts.index.to_numpy(dtype="float64"), side="right")
+        out.append(np.bincount(index, weights=counts.to_numpy(dtype="float64"), minlength=bins))
+    return psi_from_counts(out[0], out[1])
+
+
+def weighted_quantile_edges(counts: pd.Series, n_bins: int) -> np.ndarray:
+    """`numeric_bins` for a sample given as value counts (same quantile definition, no expansion)."""
+    x = counts.index.to_numpy(dtype="float64")
+    w = counts.to_numpy(dtype="int64")
+    order = np.argsort(x)
+    x, w = x[order], w[order]
+    total = int(w.sum())
+    if total == 0:
+        raise ValueError("reference has no finite values to take quantile bins from")
+    # positions of numpy's default ("linear") quantile on the sorted expanded sample
+    pos = np.linspace(0, 1, n_bins + 1)[1:-1] * (total - 1)
+    ends = np.cumsum(w)
+
+    def value_at(k: np.ndarray) -> np.ndarray:
+        return x[np.searchsorted(ends, k, side="right")]
+
+    lo = np.floor(pos).astype("int64")
+    frac = pos - lo
+    inner = value_at(lo) + frac * (value_at(np.minimum(lo + 1, total - 1)) - value_at(lo))
+    return np.concatenate(([-np.inf], np.unique(inner), [np.inf]))
+
+
+# -- the drift engine ----------------------------------------------------------------------------
+#
+# Which test for which column and window size, and why:
+# * Windows of up to `stat_test_max_rows` predictions (1,000 by default, Evidently's switch
+#   point) use hypothesis tests: two-sample Kolmogorov–Smirnov for numeric columns, chi-square
+#   homogeneity for categorical ones. A feature drifts when p < alpha / (number of columns
+#   tested) — Bonferroni, so the chance that *any* of the 19 features (and the prediction) raises
+#   a false alarm in a window without drift stays below alpha, however correlated they are.
+# * Larger windows use distances with fixed thresholds: Wasserstein distance divided by the
+#   reference's standard deviation for numeric columns, Jensen–Shannon distance for categorical
+#   ones. With 100,000 rows a p-value flags shifts far too small to matter (KS rejects a 1%
+#   price change); a distance measures *how much* the data moved, independent of sample size.
+# * PSI over reference-quantile bins (levels for categories, plus an "unseen" bucket) is reported
+#   for every column with the usual reading (< 0.1 stable, 0.1–0.25 moderate, ≥ 0.25 major). It
+#   is not the alarm: with small windows its sampling noise alone reaches ~(bins-1)/n.
+# * Dataset drift: the share of drifted features reaches `dataset_drift_share`.
+# * Fewer than `min_rows` predictions: "not enough data" — no statistics, no alarm.
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Thresholds of the drift engine (`params.yaml: monitoring.drift`)."""
+
+    min_rows: int = 100
+    stat_test_max_rows: int = 1000
+    alpha: float = 0.05
+    bonferroni: bool = True
+    wasserstein_threshold: float = 0.1
+    jensen_shannon_threshold: float = 0.1
+    psi_bins: int = 10
+    psi_moderate: float = 0.1
+    psi_major: float = 0.25
+    dataset_drift_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        checks = {
+            "min_rows": self.min_rows >= 2,
+            "stat_test_max_rows": self.stat_test_max_rows >= 0,
+            "alpha": 0 < self.alpha < 1,
+            "wasserstein_threshold": self.wasserstein_threshold > 0,
+            "jensen_shannon_threshold": self.jensen_shannon_threshold > 0,
+            "psi_bins": self.psi_bins >= 2,
+            "psi_moderate": 0 < self.psi_moderate <= self.psi_major,
+            "dataset_drift_share": 0 < self.dataset_drift_share <= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"monitoring.drift: invalid value for {bad} (see params.yaml comments)")
+
+    @classmethod
+    def from_params(cls, section: dict | None) -> DriftConfig:
+        section = dict(section or {})
+        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"monitoring.drift: unknown key(s) {unknown}")
+        return cls(**section)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference sample as counts, with its PSI bin edges and standard deviations."""
+
+    summary: Summary
+    edges: dict[str, np.ndarray]
+    std: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        return self.summary.n
+
+
+def reference_from_frame(
+    df: pd.DataFrame, config: DriftConfig, probabilities: np.ndarray | None = None, source: str = "reference"
+) -> Reference:
+    """Build the reference from a prepared frame (the training split) and, optionally, model scores.
+
+    `probabilities` are the model's churn probabilities on held-out customers of the same
+    population (the test split), used for prediction drift; their count need not match `df`.
+    """
+    if df is None or len(df) == 0:
+        raise ValueError(f"{source}: the reference has no rows")
+    schema.validate(df, require_target=False, require_id=False, source=source)
+    summary = summarize(df)
+    if probabilities is not None:
+        proba = np.asarray(probabilities, dtype="float64")
+        if proba.ndim != 1 or proba.size == 0 or not np.all((proba >= 0) & (proba <= 1)):
+            raise ValueError(f"{source}: probabilities must be a non-empty list of numbers in [0, 1]")
+        summary.numeric[PREDICTION] = numeric_counts(proba, GRID[PREDICTION])
+    edges = {c: weighted_quantile_edges(v, config.psi_bins) for c, v in summary.numeric.items()}
+    std = {c: std_from_counts(v) for c, v in summary.numeric.items()}
+    return Reference(summary=summary, edges=edges, std=std)
+
+
+def _psi_level(psi: float, config: DriftConfig) -> str:
+    if psi >= config.psi_major:
+        return "major"
+    return "moderate" if psi >= config.psi_moderate else "stable"
+
+
+def _column_result(
+    reference: Reference, name: str, cur: pd.Series, config: DriftConfig, use_tests: bool, alpha: float
+) -> dict:
+    numeric = name in reference.edges
+    ref = reference.summary.numeric[name] if numeric else reference.summary.categorical[name]
+    out: dict = {"type": "numeric" if numeric else "categorical", "n": int(cur.sum())}
+    if cur.sum() == 0:
+        return {**out, "test": None, "drifted": False, "note": "no values in the window"}
+    psi = psi_from_summary(ref, cur, reference.edges[name] if numeric else None)
+    out.update(psi=psi, psi_level=_psi_level(psi, config))
+    if use_tests and numeric:
+        stat, p = ks_from_counts(ref, cur)
+        out.update(test="ks", statistic=stat, p_value=p, threshold=alpha, drifted=p < alpha)
+    elif use_tests:
+        stat, p, _ = chi2_from_counts(ref, cur)
+        out.update(test="chi_square", statistic=stat, p_value=p, threshold=alpha, drifted=p < alpha)
+    elif numeric:
+        norm = reference.std[name] or 1.0
+        stat = wasserstein_from_counts(ref, cur) / norm
+        threshold = config.wasserstein_threshold
+        out.update(test="wasserstein_norm", statistic=stat, threshold=threshold, drifted=stat > threshold)
+    else:
+        stat = jensen_shannon_from_counts(ref, cur)
+        threshold = config.jensen_shannon_threshold
+        out.update(test="jensen_shannon", statistic=stat, threshold=threshold, drifted=stat > threshold)
+    out["drifted"] = bool(out["drifted"])
+    return out
+
+
+def compare(reference: Reference, current: Summary, config: DriftConfig, window: str = "") -> dict:
+    """Drift report of `current` against `reference`: per feature, prediction, and dataset verdict.
+
+    `status` is "ok", or "not_enough_data" when the window has fewer than `min_rows` rows (then
+    nothing is tested and nothing drifts).
+    """
+    if current.n == 0:
+        raise ValueError(f"the window is empty{f' ({window})' if window else ''}: no predictions to compare")
+    features = [c for c in schema.FEATURES if c in current.numeric or c in current.categorical]
+    missing = [c for c in schema.FEATURES if c not in features]
+    if missing:
+        raise ValueError(f"current data lacks feature(s) {missing}")
+    has_prediction = PREDICTION in current.numeric and PREDICTION in reference.edges
+    report: dict = {
+        "window": window,
+        "n_reference": reference.n,
+        "n_current": current.n,
+        "min_rows": config.min_rows,
+    }
+    if current.n < config.min_rows:
+        report.update(
+            status="not_enough_data",
+            message=f"not enough data: {current.n} prediction(s) in the window, drift needs at least "
+            f"{config.min_rows}",
+            features={},
+            prediction=None,
+            dataset={"drifted": False, "n_drifted": 0, "share": 0.0, "threshold": config.dataset_drift_share},
+        )
+        return report
+    use_tests = current.n <= config.stat_test_max_rows
+    n_tests = len(features) + int(has_prediction)
+    alpha = config.alpha / n_tests if config.bonferroni else config.alpha
+    results = {}
+    for name in features:
+        cur = current.numeric[name] if name in current.numeric else current.categorical[name]
+        results[name] = _column_result(reference, name, cur, config, use_tests, alpha)
+    prediction = None
+    if has_prediction:
+        prediction = _column_result(
+            reference, PREDICTION, current.numeric[PREDICTION], config, use_tests, alpha
+        )
+    drifted = [c for c, r in results.items() if r["drifted"]]
+    share = len(drifted) / len(features)
+    report.update(
+        status="ok",
+        method="tests (KS, chi-square)" if use_tests else "distances (Wasserstein, Jensen-Shannon)",
+        features=results,
+        prediction=prediction,
+        dataset={
+            "drifted": share >= config.dataset_drift_share,
+            "drifted_features": drifted,
+            "n_drifted": len(drifted),
+            "n_features": len(features),
+            "share": share,
+            "threshold": config.dataset_drift_share,
+        },
+    )
+    return report
+
+
+def drift_table(report: dict) -> pd.DataFrame:
+    """One row per column of a drift report (features, then the prediction), for printing and the app."""
+    rows = []
+    items = list(report.get("features", {}).items())
+    if report.get("prediction"):
+        items.append((PREDICTION, report["prediction"]))
+    for name, r in items:
+        rows.append(
+            {
+                "column": name,
+                "type": r.get("type"),
+                "test": r.get("test"),
+                "statistic": r.get("statistic"),
+                "p_value": r.get("p_value"),
+                "threshold": r.get("threshold"),
+                "drifted": r.get("drifted"),
+                "psi": r.get("psi"),
+                "psi_level": r.get("psi_level"),
+            }
+        )
+    columns = ["column", "type", "test", "statistic", "p_value", "threshold", "drifted", "psi", "psi_level"]
+    return pd.DataFrame(rows, columns=columns)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 from churn import schema
+from churn.monitoring import drift
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,8 @@ DEFAULT_URL = "sqlite:///predictions.db"
 RISK_LEVELS = ("Low", "Medium", "High")
 #: Milliseconds a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_MS = 30_000
+#: Page cache per SQLite connection (KiB): the feature indexes stay in memory while logging and reading.
+SQLITE_CACHE_KB = 65_536
 #: Rows per INSERT statement (SQLAlchemy "insertmanyvalues" batches) and per chunked read.
 BATCH_ROWS = 1_000
 MAX_TEXT = 200
@@ -33,14 +37,12 @@ metadata = sa.MetaData()
 
 
 def _feature_column(name: str) -> sa.Column:
-    # Every feature is indexed: drift counts values by GROUP BY, which an index answers by
-    # scanning it in order (no sort, no table read) — what keeps 1M-row windows within seconds.
     if name in schema.CATEGORICAL:
         return sa.Column(name, sa.String(32), nullable=False, index=True)
     if schema.NUMERIC[name][2]:
         return sa.Column(name, sa.Integer, nullable=False, index=True)
     # TotalCharges may be NULL: a first-month customer (tenure 0) has not been billed yet.
-    return sa.Column(name, sa.Float, nullable=name == "TotalCharges", index=True)
+    return sa.Column(name, sa.Float, nullable=name == "TotalCharges")
 
 
 predictions = sa.Table(
@@ -51,12 +53,36 @@ predictions = sa.Table(
     sa.Column("customer_id", sa.String(64), nullable=True, index=True),
     sa.Column("model_name", sa.String(MAX_TEXT), nullable=False),
     sa.Column("model_version", sa.String(MAX_TEXT), nullable=False, default=""),
-    sa.Column("probability", sa.Float, nullable=False, index=True),
+    sa.Column("probability", sa.Float, nullable=False),
     sa.Column("risk_level", sa.String(8), nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False, default=0.0),
     sa.Column("email_source", sa.String(MAX_TEXT), nullable=True),
     *(_feature_column(name) for name in schema.FEATURES),
 )
+
+#: Numeric columns of the log and the drift grid each is counted on (`drift.GRID`).
+GRID_COLUMNS = {
+    **{c: drift.GRID[c] for c in schema.NUMERIC_FEATURES},
+    "probability": drift.GRID[drift.PREDICTION],
+}
+
+
+def grid_key(name: str) -> sa.ColumnElement[int]:
+    """The column's value as a whole number of grid steps; the same SQL text in index and query."""
+    col = predictions.c[name]
+    if name in schema.NUMERIC and schema.NUMERIC[name][2]:
+        return col
+    scale = round(1 / GRID_COLUMNS[name])
+    scaled = col if scale == 1 else col * sa.literal_column(str(scale))
+    return sa.cast(sa.func.round(scaled), sa.BigInteger)
+
+
+# Every feature is indexed — whole-number and text columns directly, the others by their grid key
+# (plus the column, so the index covers the query): drift counts a window by GROUP BY, which an
+# index answers by reading itself in order (no sort, no table rows), keeping 1M-row windows fast.
+for _name in GRID_COLUMNS:
+    if not (_name in schema.NUMERIC and schema.NUMERIC[_name][2]):
+        sa.Index(f"ix_predictions_{_name}_grid", grid_key(_name), predictions.c[_name])
 
 outcomes = sa.Table(
     "outcomes",
@@ -187,6 +213,10 @@ class Selection:
 
     window: Window
     conds: tuple[sa.ColumnElement[bool], ...]
+    n: int
+    #: When set, the window is every row but those with id < lo or id > hi (`bounds`): counted as
+    #: the whole table minus that small complement, each part the cheapest scan for the database.
+    bounds: tuple[int, int] | None = None
 
 
 def utc_naive(moment: datetime | None) -> datetime:
@@ -223,6 +253,7 @@ def _make_engine(url: str) -> Engine:
     def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+        cur.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}")
         if not memory:
             cur.execute("PRAGMA journal_mode = WAL")
         cur.close()
@@ -299,8 +330,7 @@ def _check_texts(frame: pd.DataFrame, col: str, *, required: bool, limit: int = 
     return values
 
 
-def _check_times(frame: pd.DataFrame) -> pd.Series:
-    now = utc_naive(None)
+def _check_times(frame: pd.DataFrame, now: datetime) -> pd.Series:
     if "created_at" not in frame:
         return pd.Series([now] * len(frame), index=frame.index, dtype=object)
     values = frame["created_at"].astype(object)
@@ -337,10 +367,13 @@ def _check_features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def validated_batch(features: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+def validated_batch(
+    features: pd.DataFrame, results: pd.DataFrame, now: datetime | None = None
+) -> pd.DataFrame:
     """Check a batch against every rule of the log; return the typed rows to insert.
 
     Raises `RecordError` naming the first bad record (by position), its field and the rule.
+    Records without `created_at` get `now` (default: the current UTC time).
     """
     if len(features) != len(results):
         raise RecordError(
@@ -377,7 +410,7 @@ def validated_batch(features: pd.DataFrame, results: pd.DataFrame) -> pd.DataFra
         out["latency_ms"] = _check_numbers(res, "latency_ms", "latency_ms", 0.0, math.inf)
     else:
         out["latency_ms"] = 0.0
-    out["created_at"] = _check_times(res)
+    out["created_at"] = _check_times(res, utc_naive(now))
     return out
 
 
@@ -404,6 +437,86 @@ def _records_batch(records: Sequence[PredictionRecord]) -> tuple[pd.DataFrame, p
     return frame.astype(object).where(frame.notna(), None), results.astype(object)
 
 
+#: Batches up to this size are checked in plain Python (fast for single predictions); anything the
+#: quick check doubts goes through `validated_batch`, which names the exact field and rule.
+QUICK_ROWS = 16
+_FEATURE_SET = frozenset(schema.FEATURES)
+
+
+def _fields(rec: PredictionRecord) -> dict[str, Any]:
+    return {name: getattr(rec, name) for name in RESULT_FIELDS}
+
+
+def _plain_number(v: Any, lo: float, hi: float) -> float | None:
+    if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.number):
+        return None
+    x = float(v)
+    return x if math.isfinite(x) and lo <= x <= hi else None
+
+
+def _plain_text(v: Any, required: bool, limit: int = MAX_TEXT) -> tuple[bool, str | None]:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return not required, None
+    ok = isinstance(v, str) and len(v) <= limit and (not required or bool(v.strip()))
+    return ok, v if ok else None
+
+
+def _quick_rows(
+    feats: list[dict[str, Any]], fields: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]] | None:
+    """Rows to insert if every record is plainly valid, else None (then the full check decides)."""
+    rows = []
+    for f, r in zip(feats, fields, strict=True):
+        if not isinstance(f, dict) or f.keys() != _FEATURE_SET:
+            return None
+        row: dict[str, Any] = {}
+        for col, levels in schema.CATEGORICAL.items():
+            if not (isinstance(f[col], str) and f[col] in levels):
+                return None
+            row[col] = f[col]
+        for col, (lo, hi, whole) in schema.NUMERIC.items():
+            x = _plain_number(f[col], lo, hi)
+            if x is None:
+                blank = f[col] is None or (isinstance(f[col], float) and math.isnan(f[col]))
+                if col == "TotalCharges" and blank and row.get("tenure") == 0:
+                    row[col] = None
+                    continue
+                return None
+            if whole and x != int(x):
+                return None
+            row[col] = int(x) if whole else x
+        p = _plain_number(r.get("probability"), 0.0, 1.0)
+        latency = _plain_number(r.get("latency_ms", 0.0) or 0.0, 0.0, math.inf)
+        texts = [
+            _plain_text(r.get("model_name"), True),
+            _plain_text(r.get("model_version"), False),
+            _plain_text(r.get("email_source"), False),
+            _plain_text(r.get("customer_id"), False, 64),
+        ]
+        stamp = r.get("created_at")
+        if (
+            p is None
+            or latency is None
+            or r.get("risk_level") not in RISK_LEVELS
+            or not all(t[0] for t in texts)
+        ):
+            return None
+        if stamp is not None and not isinstance(stamp, datetime):
+            return None
+        row.update(
+            probability=p,
+            risk_level=r["risk_level"],
+            model_name=texts[0][1],
+            model_version=texts[1][1] or "",
+            email_source=texts[2][1],
+            customer_id=texts[3][1],
+            latency_ms=latency,
+            created_at=utc_naive(stamp) if stamp is not None else now,
+        )
+        rows.append(row)
+    return rows
+
+
 class PredictionStore:
     """The prediction log in any SQLAlchemy database (SQLite in WAL mode by default).
 
@@ -411,8 +524,10 @@ class PredictionStore:
     duplicate a row; bad records raise `RecordError` and nothing of their batch is written.
     """
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, clock: Callable[[], datetime] | None = None):
         self.url = url or default_url()
+        #: Time given to records without `created_at` (UTC). Traffic replay sets a simulated clock.
+        self.clock = clock
         self.engine = _make_engine(self.url)
         self.dialect = self.engine.dialect.name
         try:
@@ -423,6 +538,10 @@ class PredictionStore:
 
     def __repr__(self) -> str:
         return f"PredictionStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def now(self) -> datetime:
+        """The current time of this log (the `clock`, else the real UTC time), naive UTC."""
+        return utc_naive(self.clock() if self.clock else None)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -435,7 +554,11 @@ class PredictionStore:
         records = list(records)
         if not records:
             return []
-        return self._insert(validated_batch(*_records_batch(records)))
+        if len(records) <= QUICK_ROWS and all(isinstance(r, PredictionRecord) for r in records):
+            rows = _quick_rows([r.features for r in records], [_fields(r) for r in records], self.now())
+            if rows is not None:
+                return self._insert(rows)
+        return self._insert_batch(validated_batch(*_records_batch(records), now=self.now()))
 
     def log_frame(
         self, features: pd.DataFrame, results: pd.DataFrame, *, return_ids: bool = True
@@ -448,20 +571,35 @@ class PredictionStore:
         """
         if len(features) == 0 and len(results) == 0:
             return []
-        return self._insert(validated_batch(features, results), return_ids=return_ids)
+        if (
+            len(features) <= QUICK_ROWS
+            and len(features) == len(results)
+            and set(results) <= set(RESULT_FIELDS)
+        ):
+            feats = features[[c for c in schema.FEATURES if c in features]].to_dict("records")
+            rows = _quick_rows(feats, results.to_dict("records"), self.now())
+            if rows is not None:
+                return self._insert(rows, return_ids=return_ids)
+        return self._insert_batch(validated_batch(features, results, now=self.now()), return_ids=return_ids)
 
-    def _insert(self, batch: pd.DataFrame, return_ids: bool = True) -> list[int]:
+    def _insert_batch(self, batch: pd.DataFrame, return_ids: bool = True) -> list[int]:
         columns = list(batch.columns)
         values = [batch[c].astype(object).where(batch[c].notna(), None).tolist() for c in columns]
+        if return_ids:
+            return self._insert([dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)])
         with self.engine.begin() as conn:
-            if return_ids:
-                rows = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
-                stmt = predictions.insert().returning(predictions.c.id, sort_by_parameter_order=True)
-                ids = [int(row[0]) for row in conn.execute(stmt, rows)]
-            else:
-                self._insert_fast(conn, columns, values)
-                ids = []
+            self._insert_fast(conn, columns, values)
         log.debug("logged %d prediction(s)", len(batch))
+        return []
+
+    def _insert(self, rows: list[dict[str, Any]], return_ids: bool = True) -> list[int]:
+        with self.engine.begin() as conn:
+            if not return_ids:
+                conn.execute(predictions.insert(), rows)
+                return []
+            stmt = predictions.insert().returning(predictions.c.id, sort_by_parameter_order=True)
+            ids = [int(row[0]) for row in conn.execute(stmt, rows)]
+        log.debug("logged %d prediction(s)", len(ids))
         return ids
 
     def _insert_fast(self, conn: sa.Connection, columns: list[str], values: list[list[Any]]) -> None:
@@ -492,47 +630,49 @@ class PredictionStore:
 
     def count(self, window: Window | Selection | None = None) -> int:
         """Number of logged predictions (in `window`, if given)."""
-        stmt = sa.select(sa.func.count()).select_from(predictions)
-        stmt = stmt.where(*self.select(window).conds)
-        with self.engine.connect() as conn:
-            return int(conn.execute(stmt).scalar_one())
+        return self.select(window).n
 
     def select(self, window: Window | Selection | None = None) -> Selection:
         """Fix `window` to concrete row conditions, a snapshot every later query of it agrees on.
 
         Last-N becomes an id range ending at the newest id now; a time range whose rows form one
-        contiguous id range (the normal case: rows are logged in time order) becomes that id range,
-        so the per-feature indexes answer drift's GROUP BY queries without reading the table.
+        contiguous id range (the normal case: rows are logged in time order) becomes that id range.
+        A window holding most of the table is bounded by `id + 0` rather than `id`, so the database
+        counts it from the per-feature indexes (no sort, no table read) instead of a primary-key scan.
         """
         if isinstance(window, Selection):
             return window
         window = window or Window()
         t = predictions.c
-        conds: list[sa.ColumnElement[bool]] = []
+        filters: list[sa.ColumnElement[bool]] = []
         if window.model_name:
-            conds.append(t.model_name == window.model_name)
+            filters.append(t.model_name == window.model_name)
         times = []
         if window.start is not None:
             times.append(t.created_at >= utc_naive(window.start))
         if window.end is not None:
             times.append(t.created_at < utc_naive(window.end))
         with self.engine.connect() as conn:
+            first, last = conn.execute(sa.select(sa.func.min(t.id), sa.func.max(t.id))).one()
             lo, hi, n = conn.execute(
-                sa.select(sa.func.min(t.id), sa.func.max(t.id), sa.func.count()).where(*conds, *times)
+                sa.select(sa.func.min(t.id), sa.func.max(t.id), sa.func.count()).where(*filters, *times)
             ).one()
             if n == 0:
-                return Selection(window, (sa.false(),))
-            if times and not conds and hi - lo + 1 == n:
-                conds += [t.id >= lo]
-            else:
-                conds += times
-            conds.append(t.id <= hi)
+                return Selection(window, (sa.false(),), 0)
+            contiguous = not filters and hi - lo + 1 == n
+            conds = filters if contiguous else [*filters, *times]
             if window.last is not None and window.last < n:
-                nth = conn.execute(
-                    sa.select(t.id).where(*conds).order_by(t.id.desc()).limit(1).offset(int(window.last) - 1)
-                ).scalar_one()
-                conds.append(t.id >= nth)
-        return Selection(window, tuple(conds))
+                n = int(window.last)
+                if contiguous:
+                    lo = hi - n + 1
+                else:
+                    lo = conn.execute(
+                        sa.select(t.id).where(*conds, t.id <= hi).order_by(t.id.desc()).limit(1).offset(n - 1)
+                    ).scalar_one()
+        whole_ids = not conds and (hi - lo + 1) == n
+        if whole_ids and self.dialect == "sqlite" and 2 * n >= last - first + 1:
+            return Selection(window, (t.id >= lo, t.id <= hi), int(n), bounds=(int(lo), int(hi)))
+        return Selection(window, (*conds, t.id >= lo, t.id <= hi), int(n))
 
     def read(
         self, window: Window | Selection | None = None, columns: Iterable[str] | None = None
@@ -564,30 +704,65 @@ class PredictionStore:
             if empty:
                 yield _frame([], names)
 
-    def numeric_counts(
-        self, column: str, resolution: float, window: Window | Selection | None = None
-    ) -> pd.Series:
-        """Counts of `column` rounded to multiples of `resolution` (index: the rounded value), by SQL.
+    def numeric_counts(self, column: str, window: Window | Selection | None = None) -> pd.Series:
+        """Counts of a numeric column on its drift grid (index: the rounded value), by SQL GROUP BY.
 
-        NULLs are left out. This is how drift reads a window of any size in one pass per column.
+        NULLs are left out. `column` is a numeric feature or "probability".
         """
-        col = self._column(column)
-        key = sa.cast(sa.func.round(col / float(resolution)), sa.BigInteger).label("k")
-        conds = [*self.select(window).conds, col.is_not(None)]
-        stmt = sa.select(key, sa.func.count().label("n")).where(*conds).group_by(key).order_by(key)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+        if column not in GRID_COLUMNS:
+            raise KeyError(f"'{column}' is not a numeric column of the log ({sorted(GRID_COLUMNS)})")
+        rows = self._grouped(grid_key(column), predictions.c[column], self.select(window))
         keys = np.array([r[0] for r in rows], dtype="float64")
-        return pd.Series([int(r[1]) for r in rows], index=keys * resolution, dtype="int64", name=column)
+        step = GRID_COLUMNS[column]
+        return pd.Series([int(r[1]) for r in rows], index=keys * step, dtype="int64", name=column)
 
     def level_counts(self, column: str, window: Window | Selection | None = None) -> pd.Series:
         """Counts of each value of a text column in the window, by SQL (NULLs left out)."""
         col = self._column(column)
-        conds = [*self.select(window).conds, col.is_not(None)]
-        stmt = sa.select(col, sa.func.count()).where(*conds).group_by(col).order_by(col)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+        rows = self._grouped(col, col, self.select(window))
         return pd.Series({str(r[0]): int(r[1]) for r in rows}, dtype="int64", name=column)
+
+    def _grouped(self, key: sa.ColumnElement, col: sa.Column, selection: Selection) -> list[tuple[Any, int]]:
+        """(key, count) pairs of the selection's rows with `col` not NULL, ordered by key.
+
+        A selection with `bounds` is counted as all rows (an index scan, no sort) minus the rows
+        before and after the bounds (primary-key range scans), in one statement — one snapshot.
+        """
+        notnull = col.is_not(None)
+        if selection.bounds is None:
+            stmt = (
+                sa.select(key, sa.func.count()).where(*selection.conds, notnull).group_by(key).order_by(key)
+            )
+        else:
+            lo, hi = selection.bounds
+            k, n = key.label("k"), sa.func.count()
+            parts = sa.union_all(
+                sa.select(k, n.label("n")).where(notnull).group_by(k),
+                sa.select(k, (-n).label("n")).where(notnull, predictions.c.id < lo).group_by(k),
+                sa.select(k, (-n).label("n")).where(notnull, predictions.c.id > hi).group_by(k),
+            ).subquery()
+            total = sa.func.sum(parts.c.n)
+            stmt = sa.select(parts.c.k, total).group_by(parts.c.k).having(total > 0).order_by(parts.c.k)
+        with self.engine.connect() as conn:
+            return [(r[0], int(r[1])) for r in conn.execute(stmt)]
+
+    def summarize(self, window: Window | Selection | None = None, workers: int = 2) -> drift.Summary:
+        """The window as a `drift.Summary` (19 features and the probability), one GROUP BY per column.
+
+        Queries run on `workers` connections at once; memory stays at a few counts per column
+        whatever the window's size.
+        """
+        selection = self.select(window)
+        jobs = [(self.numeric_counts, c) for c in GRID_COLUMNS] + [
+            (self.level_counts, c) for c in schema.CATEGORICAL_FEATURES
+        ]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            results = list(pool.map(lambda job: job[0](job[1], selection), jobs))
+        counts = {s.name: s for s in results}
+        numeric = {c: counts[c] for c in schema.NUMERIC_FEATURES}
+        numeric[drift.PREDICTION] = counts["probability"]
+        categorical = {c: counts[c] for c in schema.CATEGORICAL_FEATURES}
+        return drift.Summary(n=selection.n, numeric=numeric, categorical=categorical)
 
     def _column(self, name: str) -> sa.Column:
         if name not in predictions.c:
@@ -611,7 +786,7 @@ class PredictionStore:
 
         Columns: `bucket` (UTC start of the hour/day as text), [`by`], `n`.
         """
-        bucket = self._bucket(unit)
+        bucket = self.bucket_expr(unit)
         keys = [bucket] + ([self._column(by)] if by else [])
         stmt = (
             sa.select(*keys, sa.func.count().label("n"))
@@ -623,7 +798,7 @@ class PredictionStore:
             rows = conn.execute(stmt).all()
         return pd.DataFrame(rows, columns=["bucket", *([by] if by else []), "n"])
 
-    def _bucket(self, unit: str) -> sa.ColumnElement[str]:
+    def bucket_expr(self, unit: str) -> sa.ColumnElement[str]:
         fmt = {"hour": ("%Y-%m-%d %H:00", "YYYY-MM-DD HH24:00"), "day": ("%Y-%m-%d", "YYYY-MM-DD")}
         if unit not in fmt:
             raise ValueError(f"time unit must be one of {sorted(fmt)}, got {unit!r}")

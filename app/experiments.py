@@ -1,0 +1,390 @@
+"""Experiments & registry tab: every MLflow run (and DVC experiment), comparisons, the model registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app.state import AppState
+from churn import registry
+from churn.io import section
+from churn.metrics import HEADLINE
+
+log = logging.getLogger(__name__)
+
+RUN_COLUMNS = {
+    "run_id": "run id",
+    "tags.mlflow.runName": "run",
+    "tags.model_name": "model",
+    "tags.pipeline_stage": "stage",
+    "start_time": "started (UTC)",
+    "params.estimator": "estimator",
+}
+TAG_COLUMNS = {
+    "tags.validation_approved": "approved",
+    "tags.dvc_exp_name": "DVC experiment",
+    "tags.git_commit": "git commit",
+}
+REGISTRY_COLUMNS = ["version", "aliases", "model", "estimator", "accuracy", "roc_auc", "approved", "reason", "run id"]
+DVC_TIMEOUT = 60
+DEFAULT_METRIC = "test.roc_auc"
+
+
+def _names(params: dict[str, Any]) -> tuple[str, str]:
+    return section(params, "mlflow.experiment"), section(params, "mlflow.registered_model")
+
+
+def search_runs(state: AppState) -> pd.DataFrame:
+    """Every run of the project's MLflow experiment, newest first, as MLflow returns them."""
+    experiment, _ = _names(state.params())
+    registry.client(state.root)  # points mlflow at the project's tracking store
+    import mlflow
+
+    if mlflow.get_experiment_by_name(experiment) is None:
+        return pd.DataFrame()
+    return mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
+
+
+def _metric_columns(raw: pd.DataFrame) -> list[str]:
+    """Test metrics, then cross-validation means (the gate details stay in the CSV export)."""
+    cols = [c for c in raw.columns if c.startswith("metrics.test.") and "confusion" not in c]
+    cols += [c for c in raw.columns if c.startswith("metrics.cv.") and c.endswith(".mean")]
+    head = [f"metrics.test.{m}" for m in HEADLINE if f"metrics.test.{m}" in cols]
+    return head + sorted(c for c in cols if c not in head)
+
+
+def runs_table(raw: pd.DataFrame) -> pd.DataFrame:
+    """The readable, sortable runs table: identity, estimator, metrics, hyperparameters, lineage."""
+    if raw.empty:
+        return pd.DataFrame(columns=list(RUN_COLUMNS.values()))
+    params = sorted(c for c in raw.columns if c.startswith("params.") and c != "params.estimator")
+    table = pd.DataFrame(index=raw.index)
+    for col, label in RUN_COLUMNS.items():
+        table[label] = raw[col] if col in raw else ""
+    table["run id"] = table["run id"].str[:8]
+    table["started (UTC)"] = pd.to_datetime(raw["start_time"]).dt.strftime("%Y-%m-%d %H:%M:%S")
+    for col in _metric_columns(raw):
+        table[col.removeprefix("metrics.")] = raw[col].round(4)
+    for col in params:
+        table[col.removeprefix("params.")] = raw[col]
+    for col, label in TAG_COLUMNS.items():
+        table[label] = raw[col] if col in raw else ""
+    table["git commit"] = table["git commit"].fillna("").astype(str).str[:8]
+    return table.fillna("").reset_index(drop=True)
+
+
+def metric_names(raw: pd.DataFrame) -> list[str]:
+    return [c.removeprefix("metrics.") for c in _metric_columns(raw)]
+
+
+def param_names(raw: pd.DataFrame) -> list[str]:
+    return sorted(c.removeprefix("params.") for c in raw.columns if c.startswith("params.") and c != "params.estimator")
+
+
+def _label(raw: pd.DataFrame) -> pd.Series:
+    name = raw.get("tags.mlflow.runName", pd.Series("", index=raw.index)).fillna("")
+    return name + " · " + raw["run_id"].str[:6]
+
+
+def comparison_figure(raw: pd.DataFrame, metric: str | None):
+    """Bar chart: one metric across every run, coloured by model."""
+    import plotly.express as px
+
+    col = f"metrics.{metric}"
+    if raw.empty or col not in raw:
+        return None
+    frame = pd.DataFrame(
+        {
+            "run": _label(raw),
+            metric: raw[col],
+            "model": raw.get("tags.model_name", pd.Series("", index=raw.index)).fillna(""),
+        }
+    ).dropna(subset=[metric])
+    fig = px.bar(frame, x="run", y=metric, color="model", title=f"{metric} across runs")
+    fig.update_layout(xaxis_title="run (name · id)", margin={"t": 50, "b": 40})
+    return fig
+
+
+def impact_figure(raw: pd.DataFrame, param: str | None, metric: str | None):
+    """Scatter: a hyperparameter's value against a metric, one point per run, coloured by estimator."""
+    import plotly.express as px
+
+    pcol, mcol = f"params.{param}", f"metrics.{metric}"
+    if raw.empty or pcol not in raw or mcol not in raw:
+        return None
+    values = raw[pcol]
+    numeric = pd.to_numeric(values, errors="coerce")
+    frame = pd.DataFrame(
+        {
+            param: numeric if numeric.notna().sum() == values.notna().sum() else values,
+            metric: raw[mcol],
+            "estimator": raw.get("params.estimator", pd.Series("", index=raw.index)).fillna(""),
+            "run": _label(raw),
+        }
+    ).dropna(subset=[param, metric])
+    fig = px.scatter(
+        frame, x=param, y=metric, color="estimator", hover_name="run", title=f"{param} vs {metric}"
+    )
+    fig.update_traces(marker={"size": 12})
+    fig.update_layout(margin={"t": 50, "b": 40})
+    return fig
+
+
+def dvc_experiments(root: Path) -> tuple[pd.DataFrame, str]:
+    """`dvc exp show --json` flattened to one row per workspace/commit/experiment, and a note."""
+    if not (root / ".dvc").is_dir():
+        return pd.DataFrame(), f"No DVC experiments: {root} is not a DVC repository."
+    try:
+        proc = subprocess.run(
+            ["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True, timeout=DVC_TIMEOUT
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return pd.DataFrame(), f"`dvc exp show` could not run ({exc})."
+    if proc.returncode != 0:
+        return pd.DataFrame(), f"`dvc exp show` failed: {proc.stderr.strip()[-300:]}"
+    rows = []
+    for entry in json.loads(proc.stdout or "[]"):
+        rows.append(_dvc_row(entry, entry.get("rev", "")))
+        for exp in entry.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                rows.append(_dvc_row(rev, entry.get("rev", "")))
+    table = pd.DataFrame(rows).fillna("")
+    return table, f"{len(table)} DVC workspace/commit/experiment rows (`dvc exp show`)."
+
+
+def _dvc_row(entry: dict[str, Any], baseline: str) -> dict[str, Any]:
+    data = entry.get("data") or {}
+    row: dict[str, Any] = {
+        "experiment": entry.get("name") or entry.get("rev", ""),
+        "rev": str(entry.get("rev", ""))[:8],
+        "baseline": str(baseline)[:8],
+        "time": data.get("timestamp") or "",
+    }
+    for file, content in (data.get("metrics") or {}).items():
+        if "/evaluate/" in file:
+            model = Path(file).stem
+            for m in HEADLINE:
+                row[f"{model}.{m}"] = (content.get("data") or {}).get(m, "")
+    for content in (data.get("params") or {}).values():
+        models = (content.get("data") or {}).get("models") or {}
+        for key, value in registry.flatten(models).items():
+            row[f"models.{key}"] = value if not isinstance(value, list) else str(value)
+    return row
+
+
+def registry_table(state: AppState) -> pd.DataFrame:
+    _, name = _names(state.params())
+    rows = registry.list_versions(name, root=state.root)
+    return pd.DataFrame(
+        [
+            (
+                r["version"],
+                ", ".join(r["aliases"]),
+                r["model_name"],
+                r["estimator"],
+                r["accuracy"],
+                r["roc_auc"],
+                r["approved"],
+                r["promotion_reason"],
+                (r["run_id"] or "")[:8],
+            )
+            for r in rows
+        ],
+        columns=REGISTRY_COLUMNS,
+    )
+
+
+def set_alias(state: AppState, version: str, alias: str, reason: str = "", force: bool = False) -> str:
+    """Move `alias` to `version` through the registry's own code; champion goes through `churn promote`'s checks.
+
+    Returns a sentence saying what changed; RegistryError says why nothing did.
+    """
+    params = state.params()
+    experiment, name = _names(params)
+    if alias != registry.CHAMPION:
+        registry.set_alias(name, str(version), alias, params_path=state.params_path, root=state.root)
+        return f"{name} version {version} is now `{alias}`."
+    mlflow_client = registry.client(state.root)
+    md5 = mlflow_client.get_model_version(name, str(version)).tags.get("model_md5")
+    try:
+        verdict, ab = state.metrics("validation.json"), state.metrics("ab_test.json")
+    except FileNotFoundError as exc:
+        if not force:
+            raise registry.RegistryError(f"promotion refused: {exc}. Tick 'force' and give a reason to override") from exc
+        verdict, ab = {}, {}
+    why = registry.check_promotion(verdict, ab, force=force, reason=reason, model_md5=md5)
+    result = registry.set_alias(
+        name,
+        str(version),
+        registry.CHAMPION,
+        params_path=state.params_path,
+        root=state.root,
+        experiment=experiment,
+        reason=why,
+        forced=force,
+    )
+    previous = result.get("previous_champion")
+    archived = f"; version {previous} archived" if previous and previous != result["version"] else ""
+    return (
+        f"{name} version {result['version']} is now the **champion**{archived}. "
+        f"params.yaml models.champion = `{json.dumps(result['spec'], sort_keys=True)}`. "
+        "Run `dvc repro` so the pipeline's outputs match, then restart the app to serve it."
+    )
+
+
+def build_tab(state: AppState, tab: gr.Tab) -> None:
+    """Runs, comparisons, DVC experiments, registry; events /runs, /compare_runs, /param_impact,
+    /export_runs, /registry, /set_champion, /set_challenger, /set_archived."""
+    with gr.Row():
+        note = gr.Markdown(elem_id="runs-note")
+        refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="runs-refresh")
+    runs = gr.Dataframe(label="Training runs (MLflow) — click a header to sort", interactive=False, elem_id="runs")
+    with gr.Row():
+        export = gr.Button("Export runs as CSV", size="sm", scale=0)
+        export_file = gr.File(label="Runs CSV", interactive=False, scale=1)
+    with gr.Row():
+        with gr.Column():
+            metric = gr.Dropdown(label="Metric", allow_custom_value=True, elem_id="compare-metric")
+            compare_plot = gr.Plot(label="Metric comparison across runs", elem_id="compare-plot")
+        with gr.Column():
+            with gr.Row():
+                param = gr.Dropdown(label="Hyperparameter", allow_custom_value=True, elem_id="impact-param")
+                impact_metric = gr.Dropdown(label="Metric", allow_custom_value=True)
+            impact_plot = gr.Plot(label="Hyperparameter impact", elem_id="impact-plot")
+    with gr.Accordion("DVC experiments (`dvc exp show`)", open=False):
+        dvc_note = gr.Markdown()
+        dvc_table = gr.Dataframe(interactive=False)
+    gr.Markdown("### Model registry")
+    registry_df = gr.Dataframe(headers=REGISTRY_COLUMNS, interactive=False, elem_id="registry")
+    with gr.Row():
+        version = gr.Dropdown(label="Version", allow_custom_value=True, elem_id="registry-version")
+        reason = gr.Textbox(label="Reason (recorded on the version)", scale=2)
+        force = gr.Checkbox(label="Force (override refused checks; needs a reason)", value=False)
+    with gr.Row():
+        champion_btn = gr.Button("Set champion", variant="primary")
+        challenger_btn = gr.Button("Set challenger")
+        archived_btn = gr.Button("Set archived")
+    registry_msg = gr.Markdown(elem_id="registry-message")
+
+    def runs_view():
+        """Note, runs table, metric/param choices, both plots, DVC experiments, registry and versions."""
+        try:
+            raw = search_runs(state)
+        except Exception as exc:
+            raise gr.Error(f"Cannot read MLflow runs at {registry.tracking_uri(state.root)}: {exc}") from exc
+        metrics, params = metric_names(raw), param_names(raw)
+        chosen = DEFAULT_METRIC if DEFAULT_METRIC in metrics else (metrics[0] if metrics else None)
+        first_param = params[0] if params else None
+        dvc_rows, dvc_text = dvc_experiments(state.root)
+        text = (
+            f"{len(raw)} run(s) in MLflow at `{registry.tracking_uri(state.root)}`."
+            if len(raw)
+            else "No MLflow runs yet: run `dvc repro` (the report stage logs one run per model)."
+        )
+        table = registry_view()
+        return (
+            text,
+            runs_table(raw),
+            gr.Dropdown(choices=metrics, value=chosen),
+            comparison_figure(raw, chosen),
+            gr.Dropdown(choices=params, value=first_param),
+            gr.Dropdown(choices=metrics, value=chosen),
+            impact_figure(raw, first_param, chosen),
+            dvc_text,
+            dvc_rows,
+            table,
+            gr.Dropdown(choices=list(table["version"]), value=None),
+        )
+
+    gr.on(
+        [tab.select, refresh.click],
+        runs_view,
+        outputs=[
+            note,
+            runs,
+            metric,
+            compare_plot,
+            param,
+            impact_metric,
+            impact_plot,
+            dvc_note,
+            dvc_table,
+            registry_df,
+            version,
+        ],
+        api_name="runs",
+    )
+
+    def compare_runs(metric: str):
+        """Bar chart of one metric (e.g. test.roc_auc) across every run."""
+        return comparison_figure(search_runs(state), metric)
+
+    metric.change(compare_runs, inputs=metric, outputs=compare_plot, api_name="compare_runs")
+
+    def param_impact(param: str, metric: str):
+        """Scatter of a hyperparameter (e.g. n_estimators) against a metric, one point per run."""
+        return impact_figure(search_runs(state), param, metric)
+
+    gr.on(
+        [param.change, impact_metric.change],
+        param_impact,
+        inputs=[param, impact_metric],
+        outputs=impact_plot,
+        api_name="param_impact",
+    )
+
+    def export_runs():
+        """Every run with all its params, metrics and tags, as a CSV file."""
+        out = Path(tempfile.mkdtemp(prefix="churn-runs-")) / "mlflow_runs.csv"
+        search_runs(state).to_csv(out, index=False)
+        return str(out)
+
+    export.click(export_runs, outputs=export_file, api_name="export_runs")
+
+    def registry_view():
+        """The registered model's versions with aliases and key metrics."""
+        try:
+            return registry_table(state)
+        except Exception as exc:
+            raise gr.Error(f"Cannot read the model registry: {exc}") from exc
+
+    def version_check(version: str | None, reason: str = "", force: bool = False) -> list[dict]:
+        versions = set(registry_table(state)["version"])
+        ok_version = bool(version) and str(version) in versions
+        msg = "Pick a registered version." if not version else f"Version {version!r} is not registered."
+        ok_reason = not force or bool(reason and reason.strip())
+        return [
+            gr.validate(ok_version, "" if ok_version else msg),
+            gr.validate(ok_reason, "" if ok_reason else "Forcing needs a reason."),
+            gr.validate(True, ""),
+        ]
+
+    def setter(alias: str):
+        def set_version(version: str, reason: str = "", force: bool = False):
+            try:
+                message = set_alias(state, version, alias, reason, force)
+            except (registry.RegistryError, ValueError) as exc:
+                message = f"❌ Nothing changed: {exc}"
+                if alias == registry.CHAMPION and not force:
+                    message += " (here: tick Force and give a reason)"
+            state.forget("model:models:/")
+            return message, registry_view()
+
+        set_version.__doc__ = f"Give a registered version the `{alias}` alias (message, refreshed registry)."
+        return set_version
+
+    for button, alias in ((champion_btn, "champion"), (challenger_btn, "challenger"), (archived_btn, "archived")):
+        button.click(
+            setter(alias),
+            inputs=[version, reason, force],
+            outputs=[registry_msg, registry_df],
+            validator=version_check,
+            api_name=f"set_{alias}",
+        )

@@ -1,0 +1,229 @@
+"""Predict tab: one customer's churn probability, SHAP chart and words, retention actions and email."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app.state import AppState
+from churn import schema
+
+log = logging.getLogger(__name__)
+
+#: A typical customer the form starts with.
+DEFAULT: dict[str, Any] = {
+    "gender": "Male",
+    "SeniorCitizen": 0,
+    "Partner": "Yes",
+    "Dependents": "No",
+    "tenure": 24,
+    "PhoneService": "Yes",
+    "MultipleLines": "No",
+    "InternetService": "DSL",
+    "OnlineSecurity": "No",
+    "OnlineBackup": "Yes",
+    "DeviceProtection": "No",
+    "TechSupport": "No",
+    "StreamingTV": "No",
+    "StreamingMovies": "No",
+    "Contract": "One year",
+    "PaperlessBilling": "Yes",
+    "PaymentMethod": "Bank transfer (automatic)",
+    "MonthlyCharges": 60.0,
+    "TotalCharges": 1440.0,
+}
+#: New, month-to-month, fiber, no support, electronic check: the classic churner.
+HIGH_RISK: dict[str, Any] = {
+    **DEFAULT,
+    "gender": "Female",
+    "SeniorCitizen": 1,
+    "Partner": "No",
+    "tenure": 2,
+    "InternetService": "Fiber optic",
+    "OnlineBackup": "No",
+    "StreamingTV": "Yes",
+    "StreamingMovies": "Yes",
+    "Contract": "Month-to-month",
+    "PaymentMethod": "Electronic check",
+    "MonthlyCharges": 95.7,
+    "TotalCharges": 191.4,
+}
+#: Long tenure, two-year contract, every support add-on, automatic payment.
+LOW_RISK: dict[str, Any] = {
+    **DEFAULT,
+    "Dependents": "Yes",
+    "tenure": 68,
+    "MultipleLines": "Yes",
+    "OnlineSecurity": "Yes",
+    "DeviceProtection": "Yes",
+    "TechSupport": "Yes",
+    "Contract": "Two year",
+    "PaperlessBilling": "No",
+    "PaymentMethod": "Credit card (automatic)",
+    "MonthlyCharges": 79.3,
+    "TotalCharges": 5392.4,
+}
+LABELS = {
+    "gender": "Gender",
+    "SeniorCitizen": "Senior citizen",
+    "Partner": "Partner",
+    "Dependents": "Dependents",
+    "tenure": "Tenure (months)",
+    "PhoneService": "Phone service",
+    "MultipleLines": "Multiple lines",
+    "InternetService": "Internet service",
+    "OnlineSecurity": "Online security",
+    "OnlineBackup": "Online backup",
+    "DeviceProtection": "Device protection",
+    "TechSupport": "Tech support",
+    "StreamingTV": "Streaming TV",
+    "StreamingMovies": "Streaming movies",
+    "Contract": "Contract",
+    "PaperlessBilling": "Paperless billing",
+    "PaymentMethod": "Payment method",
+    "MonthlyCharges": "Monthly charges ($)",
+    "TotalCharges": "Total charges ($)",
+}
+GROUPS = {
+    "Customer": ("gender", "SeniorCitizen", "Partner", "Dependents", "tenure"),
+    "Services": (
+        "PhoneService",
+        "MultipleLines",
+        "InternetService",
+        "OnlineSecurity",
+        "OnlineBackup",
+        "DeviceProtection",
+        "TechSupport",
+        "StreamingTV",
+        "StreamingMovies",
+    ),
+    "Contract and billing": ("Contract", "PaperlessBilling", "PaymentMethod", "MonthlyCharges", "TotalCharges"),
+}
+ACTION_COLUMNS = ["Action", "Churn probability after", "Risk reduction (points)"]
+
+
+def _field(name: str) -> gr.components.Component:
+    label, value = f"{LABELS[name]} · {name}", DEFAULT[name]
+    if name == "SeniorCitizen":
+        return gr.Radio([("No", 0), ("Yes", 1)], value=value, label=label)
+    if name in schema.CATEGORICAL:
+        levels = list(schema.CATEGORICAL[name])
+        if len(levels) == 2:
+            return gr.Radio(levels, value=value, label=label)
+        return gr.Dropdown(levels, value=value, label=label)
+    lo, hi, whole = schema.NUMERIC[name]
+    info = f"{lo:g} to {hi:g}" + (", whole months" if whole else "")
+    if name == "TotalCharges":
+        info += "; may be empty when tenure is 0"
+    return gr.Number(value=value, label=label, info=info)
+
+
+def check(**customer: Any) -> list[dict[str, Any]]:
+    """Validator: one `gr.validate` per field, with the schema's rule next to each broken field."""
+    messages = field_problems(customer)
+    return [gr.validate(name not in messages, messages.get(name, "")) for name in schema.FEATURES]
+
+
+def field_problems(customer: dict[str, Any]) -> dict[str, str]:
+    """{field: 'rule'} for every field of one customer that breaks the Telco schema."""
+    try:
+        schema.validate(
+            pd.DataFrame([customer], columns=list(schema.FEATURES)),
+            require_target=False,
+            require_id=False,
+            allow_extra=False,
+            source="customer",
+        )
+    except schema.SchemaError as exc:
+        out: dict[str, str] = {}
+        for problem in exc.problems:
+            out.setdefault(problem.column, f"{problem.column} {problem.rule}")
+        return out
+    return {}
+
+
+def actions_table(actions) -> pd.DataFrame:
+    rows = [
+        (a.description, round(a.probability_after, 4), round(a.reduction_points, 1)) for a in actions
+    ]
+    return pd.DataFrame(rows, columns=ACTION_COLUMNS)
+
+
+def email_note(email) -> str:
+    """Who wrote the email: the LLM model id, or the template and why."""
+    if email.source == "groq":
+        return f"✉️ Written by the LLM **{email.model}** (Groq). Review before sending."
+    return f"✉️ Written from the **template**, not an LLM: {email.reason}."
+
+
+def explanation_markdown(assessment) -> str:
+    head = f"### {100 * assessment.probability:.0f}% churn probability — {assessment.risk_level} risk"
+    bullets = "\n".join(f"- {s}" for s in assessment.explanation.sentences[1:])
+    return f"{head}\n\n{assessment.explanation.sentences[0]}\n\n{bullets}".rstrip()
+
+
+def build_tab(state: AppState) -> None:
+    """The form, the example buttons and the outputs; events /predict, /example_high_risk, /example_low_risk."""
+    fields: dict[str, gr.components.Component] = {}
+    with gr.Row():
+        with gr.Column(scale=5):
+            for title, names in GROUPS.items():
+                with gr.Accordion(title, open=True):
+                    with gr.Row():
+                        for name in names:
+                            fields[name] = _field(name)
+            with gr.Row():
+                predict_btn = gr.Button("Predict churn", variant="primary", elem_id="predict-btn")
+                high_btn = gr.Button("Example: high-risk customer", elem_id="example-high")
+                low_btn = gr.Button("Example: low-risk customer", elem_id="example-low")
+        with gr.Column(scale=6):
+            with gr.Row():
+                probability = gr.Number(label="Churn probability", elem_id="probability")
+                risk = gr.Textbox(label="Risk level", elem_id="risk-level")
+            explanation = gr.Markdown(elem_id="explanation")
+            chart = gr.Plot(label="What drives this prediction (SHAP, percentage points)", elem_id="shap-chart")
+            actions = gr.Dataframe(
+                headers=ACTION_COLUMNS, label="Retention actions, best first", interactive=False, elem_id="actions"
+            )
+            email = gr.Textbox(label="Retention email", lines=14, buttons=["copy"], elem_id="email")
+            note = gr.Markdown(elem_id="email-source")
+
+    ordered = [fields[name] for name in schema.FEATURES]
+
+    def predict(**customer: Any):
+        """Churn probability (first), risk level, SHAP chart, explanation, actions, email and who wrote it."""
+        try:
+            result = state.predictor.assess(customer)
+        except schema.SchemaError as exc:
+            raise gr.Error(str(exc)) from exc
+        return (
+            result.probability,
+            result.risk_level,
+            explanation_markdown(result),
+            result.explanation.figure(),
+            actions_table(result.actions),
+            result.email.full_text,
+            email_note(result.email),
+        )
+
+    predict_btn.click(
+        predict,
+        inputs_kwargs=fields,
+        outputs=[probability, risk, explanation, chart, actions, email, note],
+        validator=check,
+        preprocess=False,
+        api_name="predict",
+    )
+
+    def example(values: dict[str, Any]):
+        def fill():
+            return tuple(values[name] for name in schema.FEATURES)
+
+        fill.__doc__ = "Fill the form with an example customer (the 19 fields, in CSV column order)."
+        return fill
+
+    high_btn.click(example(HIGH_RISK), outputs=ordered, api_name="example_high_risk")
+    low_btn.click(example(LOW_RISK), outputs=ordered, api_name="example_low_risk")

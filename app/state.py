@@ -1,0 +1,103 @@
+"""What the app loads once at start-up (the model, params, tables) and shares across requests."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.io import ParamsError, load_json, load_params, read_table
+from churn.serving import Predictor
+
+log = logging.getLogger(__name__)
+
+NO_MODEL = "No model has been built yet — run `dvc repro`"
+TRAIN = Path("data/prepared/train.parquet")
+TEST = Path("data/prepared/test.parquet")
+METRICS = Path("metrics")
+
+
+@dataclass
+class AppState:
+    """The project root, the serving Predictor (None when no model exists) and lazily loaded extras.
+
+    Everything here is loaded at most once and shared by every request thread.
+    """
+
+    root: Path
+    model: str
+    predictor: Predictor | None
+    problem: str | None = None
+    load_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, root: str | Path = ".", model: str = "champion", store: Any = None) -> AppState:
+        """Load the serving model once; a missing model becomes `problem` instead of an exception."""
+        root = Path(root).resolve()
+        start = time.perf_counter()
+        try:
+            predictor = Predictor.load(model=model, root=root, store=store)
+            predictor.explainer  # noqa: B018 - build SHAP once now, not on the first request
+        except FileNotFoundError as exc:
+            log.warning("no model to serve: %s", exc)
+            missing_pipeline_model = model in ("champion", "challenger") or model.endswith(".joblib")
+            problem = NO_MODEL if missing_pipeline_model else f"Cannot load model {model!r}: {exc}"
+            return cls(root, model, None, problem)
+        except (ParamsError, ValueError) as exc:
+            log.warning("cannot serve %s: %s", model, exc)
+            return cls(root, model, None, f"Cannot load model {model!r}: {exc}")
+        seconds = time.perf_counter() - start
+        log.info("serving %s (%s) from %s, loaded in %.2f s", predictor.model_name, predictor.model_version, root, seconds)
+        return cls(root, model, predictor, None, seconds)
+
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
+        """`make()` the first time `key` is asked for, the same object afterwards."""
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = make()
+            return self._cache[key]
+
+    def forget(self, prefix: str) -> None:
+        """Drop cached objects whose key starts with `prefix` (e.g. after the registry changed)."""
+        with self._lock:
+            for key in [k for k in self._cache if k.startswith(prefix)]:
+                del self._cache[key]
+
+    # -- project files -----------------------------------------------------------------------
+
+    def path(self, rel: str | Path) -> Path:
+        return self.root / rel
+
+    @property
+    def params_path(self) -> Path:
+        return self.root / "params.yaml"
+
+    def params(self) -> dict[str, Any]:
+        """params.yaml, read fresh (promotion rewrites it while the app runs)."""
+        return load_params(self.params_path)
+
+    def metrics(self, rel: str) -> dict[str, Any]:
+        """A metrics JSON file under metrics/ (FileNotFoundError says to run `dvc repro`)."""
+        return load_json(self.root / METRICS / rel)
+
+    def reference(self) -> pd.DataFrame:
+        """The training split (the drift reference), read once."""
+        return self.once("table:train", lambda: read_table(self.root / TRAIN))
+
+    def test_set(self) -> pd.DataFrame:
+        """The held-out test split (the A/B test's customers), read once."""
+        return self.once("table:test", lambda: read_table(self.root / TEST))
+
+    def model_for(self, ref: str) -> Predictor:
+        """Another model for comparisons (not logging), loaded once per reference."""
+        if self.predictor is not None and ref == self.model:
+            return self.predictor
+        return self.once(f"model:{ref}", lambda: Predictor.load(model=ref, root=self.root, log=False))

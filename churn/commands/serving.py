@@ -1,0 +1,301 @@
+"""`churn predict` (stream a CSV of customers through a model) and `churn explain` (one customer)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn import schema
+from churn.data import DataError
+from churn.io import atomic_path
+
+LINE = "line"
+_SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
+_BLOCK = 1 << 20
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="score a CSV of customers (streamed in chunks)")
+    p.add_argument("input", help="CSV of customers in the Telco format (customerID and Churn optional)")
+    p.add_argument("-o", "--output", required=True, help="output CSV: the input columns + predictions")
+    _model_option(p)
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="add top_reasons, shap_base and shap_<feature> columns (probability units)",
+    )
+    p.add_argument("--no-log", action="store_true", help="do not write the predictions to the prediction log")
+    p.add_argument("--rejects", help="CSV for rows that fail validation (default: OUTPUT.rejects.csv)")
+    p.add_argument("--chunk-size", type=int, help="rows per chunk (default: params.yaml serving.chunk_size)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("explain", help="explain one customer's churn probability (JSON in)")
+    p.add_argument("customer", nargs="?", default="-", help="JSON file with one customer, or - for stdin")
+    _model_option(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--email", action="store_true", help="also write the retention email (Groq or template)")
+    p.set_defaults(func=_explain)
+
+
+def _model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default="champion",
+        help="champion | challenger | a .joblib path | an MLflow URI such as models:/churn-model@champion",
+    )
+
+
+# -- predict ---------------------------------------------------------------------------------------
+
+
+def scan_lines(path: str | Path, max_line_bytes: int) -> int:
+    """Count the lines of a file, refusing a line longer than `max_line_bytes` or unbalanced quotes.
+
+    A cheap byte pass before parsing, so an absurd line never reaches the CSV parser's memory.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: input file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    lines, current, quotes = 0, 0, 0
+    block_size = max(1, min(max_line_bytes, _BLOCK))
+    with path.open("rb") as fh:
+        while block := fh.read(block_size):
+            quotes += block.count(b'"')
+            newlines = block.count(b"\n")
+            if newlines:
+                if current + block.find(b"\n") > max_line_bytes:
+                    break
+                current = len(block) - block.rfind(b"\n") - 1
+                lines += newlines
+            else:
+                current += len(block)
+            if current > max_line_bytes:
+                break
+        else:
+            if quotes % 2:
+                raise DataError(f"{path}: unbalanced double quotes (a quoted field is never closed)")
+            return lines + (1 if current else 0)
+    raise DataError(
+        f"{path}: line {lines + 1} is longer than {max_line_bytes:,} bytes "
+        "(serving.max_line_bytes): not a customer CSV"
+    )
+
+
+def _line_numbers(n: int, start: int, skipped: set[int]) -> tuple[np.ndarray, int]:
+    """File line numbers of the next `n` parsed rows from line `start`, jumping over skipped lines."""
+    if not any(s >= start for s in skipped):
+        return np.arange(start, start + n), start + n
+    out, line = [], start
+    while len(out) < n:
+        if line not in skipped:
+            out.append(line)
+        line += 1
+    return np.asarray(out, dtype="int64"), line
+
+
+def _chunks(path: Path, size: int):
+    """Yield (raw chunk as text, [(line, reason) of lines the parser skipped])."""
+    try:
+        reader = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[],
+            chunksize=size,
+            on_bad_lines="warn",
+            skip_blank_lines=False,
+            encoding_errors="replace",
+        )
+        with reader:
+            while True:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        chunk = next(reader)
+                    except StopIteration:
+                        return
+                skipped = []
+                for w in caught:
+                    for number, reason in _SKIPPED.findall(str(w.message)):
+                        skipped.append((int(number), reason.strip()))
+                yield chunk, skipped
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({str(exc).strip()})") from exc
+
+
+def score_csv(
+    predictor: Any,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    rejects_path: str | Path | None = None,
+    explain: bool = False,
+    log: bool = True,
+    chunk_size: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Stream `input_path` through `predictor.score_frame` chunk by chunk; return a summary dict.
+
+    Output and rejects files are written atomically: after an error, nothing is replaced.
+    Rejected rows carry their file line number (the header is line 1) and the reason.
+    """
+    from tqdm import tqdm
+
+    from churn.serving import PROBABILITY, REASON, RISK, ROW, check_columns
+
+    input_path, output_path = Path(input_path), Path(output_path)
+    settings = predictor.settings
+    size = chunk_size or (settings.explain_chunk_size if explain else settings.chunk_size)
+    if size < 1:
+        raise ValueError(f"--chunk-size must be at least 1, got {size}")
+    total_lines = scan_lines(input_path, settings.max_line_bytes)
+    rejects_path = Path(rejects_path) if rejects_path else output_path.with_suffix(".rejects.csv")
+    start = time.perf_counter()
+    counts = {"rows": 0, "scored": 0, "rejected": 0, "blank": 0}
+    extra = ["top_reasons", "shap_base", *(f"shap_{f}" for f in schema.FEATURES)] if explain else []
+    bar = tqdm(
+        total=max(total_lines - 1, 0), unit="rows", file=sys.stderr, disable=not progress, mininterval=0.5
+    )
+    with atomic_path(output_path) as out_tmp, atomic_path(rejects_path) as rej_tmp, bar:
+        columns: list[str] | None = None
+        next_line, pending = 2, set()
+        for chunk, skipped in _chunks(input_path, size):
+            if columns is None:
+                check_columns(chunk, str(input_path))
+                columns = [*chunk.columns, PROBABILITY, RISK, *extra]
+                pd.DataFrame(columns=columns).to_csv(out_tmp, index=False)
+                pd.DataFrame(columns=[LINE, REASON, *chunk.columns]).to_csv(rej_tmp, index=False)
+            pending |= {line for line, _ in skipped}
+            lines, next_line = _line_numbers(len(chunk), next_line, pending)
+            pending = {s for s in pending if s >= next_line}
+            blank = (chunk == "").all(axis=1).to_numpy()
+            counts["blank"] += int(blank.sum())
+            keep = chunk[~blank] if blank.any() else chunk
+            kept_lines = lines[~blank]
+            scored, rejects = predictor.score_frame(keep, explain_rows=explain, log=log)
+            scored.reindex(columns=columns).to_csv(out_tmp, mode="a", header=False, index=False)
+            parse_rejects = pd.DataFrame({LINE: [n for n, _ in skipped], REASON: [r for _, r in skipped]})
+            value_rejects = rejects.drop(columns=[ROW])
+            value_rejects.insert(0, LINE, kept_lines[rejects[ROW].to_numpy()])
+            all_rejects = pd.concat([parse_rejects, value_rejects], ignore_index=True)
+            all_rejects = all_rejects.reindex(columns=[LINE, REASON, *chunk.columns]).sort_values(LINE)
+            all_rejects.to_csv(rej_tmp, mode="a", header=False, index=False)
+            counts["rows"] += len(keep) + len(skipped)
+            counts["scored"] += len(scored)
+            counts["rejected"] += len(all_rejects)
+            bar.update(len(chunk) + len(skipped))
+        if columns is None:
+            raise DataError(f"{input_path}: no header line")
+        if counts["rows"] == 0:
+            raise schema.SchemaError([schema.Problem("*", "has no rows (empty file)")], str(input_path))
+    seconds = time.perf_counter() - start
+    return {
+        **counts,
+        "seconds": seconds,
+        "rows_per_second": counts["rows"] / seconds if seconds else float("inf"),
+        "output": str(output_path),
+        "rejects": str(rejects_path),
+    }
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from churn.serving import Predictor
+
+    predictor = Predictor.load(args.model, log=not args.no_log)
+    summary = score_csv(
+        predictor,
+        args.input,
+        args.output,
+        rejects_path=args.rejects,
+        explain=args.explain,
+        log=not args.no_log,
+        chunk_size=args.chunk_size,
+        progress=not args.no_progress,
+    )
+    rejected = f", rejected {summary['rejected']:,} (see {summary['rejects']})" if summary["rejected"] else ""
+    sys.stderr.write(
+        f"scored {summary['scored']:,} of {summary['rows']:,} rows with {predictor.model_name} "
+        f"in {summary['seconds']:.1f} s{rejected}; wrote {summary['output']}\n"
+    )
+    return 0 if summary["scored"] else 1
+
+
+# -- explain ---------------------------------------------------------------------------------------
+
+
+def read_customer(source: str) -> dict[str, Any]:
+    """One customer from a JSON file (or '-' for stdin): an object, or a list holding one object."""
+    name = "stdin" if source == "-" else source
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: customer JSON file not found")
+        text = path.read_text(errors="replace")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    if isinstance(obj, list) and len(obj) == 1:
+        obj = obj[0]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{name}: must be one JSON object with the customer's Telco fields")
+    return obj
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from churn.serving import Predictor, risk_levels
+
+    customer = read_customer(args.customer)
+    predictor = Predictor.load(args.model, log=False)
+    explanation = predictor.explain(customer)
+    actions = predictor.actions(customer)
+    level = str(risk_levels([explanation.probability], predictor.settings)[0])
+    email = predictor.email(customer, explanation, actions) if args.email else None
+    if args.json:
+        out = {
+            "model_name": predictor.model_name,
+            "model_version": predictor.model_version,
+            "probability": explanation.probability,
+            "risk_level": level,
+            "explanation": explanation.to_dict(),
+            "actions": [a.to_dict() for a in actions],
+        }
+        if email is not None:
+            out["email"] = email.to_dict()
+        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True, default=str) + "\n")
+        return 0
+    lines = [
+        f"Churn probability {100 * explanation.probability:.0f}% — {level} risk "
+        f"(model {predictor.model_name}, {predictor.model_version})",
+        "",
+        "Why:",
+        *(f"  - {s}" for s in explanation.sentences[1:]),
+        "",
+        "What would help (each re-scored by the model):",
+    ]
+    lines += [
+        f"  - {a.description}: {100 * a.probability_before:.0f}% → {100 * a.probability_after:.0f}% "
+        f"(-{a.reduction_points:.1f} points)"
+        for a in actions
+    ] or ["  - no offer lowers this customer's risk noticeably"]
+    if email is not None:
+        who = f"Groq model {email.model}" if email.source == "groq" else f"the template ({email.reason})"
+        lines += ["", f"Retention email (written by {who}):", "", email.full_text]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0

@@ -1,0 +1,143 @@
+"""`churn gate`, `churn promote` and `churn registry`: act on the validation verdict and the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from churn.cli import UsageError
+
+VALIDATION = "metrics/validation.json"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gate",
+        help="exit 0 if the challenger is approved; else 1, with one line per failed gate",
+        description="Read the validation verdict. Exit codes: 0 approved, 1 not approved, 2 unreadable input.",
+    )
+    p.add_argument("--validation", default=VALIDATION, help=f"verdict file (default: {VALIDATION})")
+    p.set_defaults(func=_gate)
+
+    p = sub.add_parser(
+        "promote",
+        help="make the challenger the champion: registry aliases and params.yaml, all or nothing",
+        description=(
+            "Register the challenger's model version, move the `champion` alias to it, give the former "
+            "champion `archived`, and write the challenger's spec into params.yaml models.champion. "
+            "Refused unless the challenger is approved and the A/B test recommends promote."
+        ),
+    )
+    p.add_argument("--params", default="params.yaml", help="params file to rewrite (default: params.yaml)")
+    p.add_argument("--metrics-dir", default="metrics", help="where validation.json and ab_test.json are")
+    p.add_argument("--model", default="models/challenger.joblib", help="the challenger model file")
+    p.add_argument("--force", action="store_true", help="promote even if refused (needs --reason)")
+    p.add_argument("--reason", default="", help="why; recorded as a tag on the model version")
+    p.set_defaults(func=_promote)
+
+    p = sub.add_parser("registry", help="list the registered model's versions, aliases and key metrics")
+    p.add_argument("--params", default="params.yaml", help="params file naming the registered model")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_registry)
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    """A metrics JSON file, or UsageError naming it (missing, not JSON, not a mapping)."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: not found (run `dvc repro` to build it)") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise UsageError(f"{path}: must be a JSON object")
+    return obj
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from churn import validation
+
+    verdict = _read(args.validation)
+    try:
+        lines = validation.failure_lines(verdict)
+    except ValueError as exc:
+        raise UsageError(f"{args.validation}: {exc}") from exc
+    gates = verdict["gates"]
+    if verdict["approved"] is True and not lines:
+        insufficient = sum(g.get("status") == validation.INSUFFICIENT for g in gates.values())
+        note = f" ({insufficient} with insufficient data)" if insufficient else ""
+        sys.stdout.write(f"approved: {len(gates) - insufficient} of {len(gates)} gates passed{note}\n")
+        return 0
+    sys.stdout.write(f"not approved: {len(lines)} of {len(gates)} gates failed\n")
+    for line in lines or ["the verdict says not approved"]:
+        sys.stdout.write(f"FAILED {line}\n")
+    return 1
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from churn import registry
+    from churn.io import file_md5, load_params, section
+
+    params = load_params(args.params)
+    name = section(params, "mlflow.registered_model", args.params)
+    experiment = section(params, "mlflow.experiment", args.params)
+    metrics_dir = Path(args.metrics_dir)
+    verdict, ab = _read(metrics_dir / "validation.json"), _read(metrics_dir / "ab_test.json")
+    if not Path(args.model).exists():
+        raise UsageError(f"{args.model}: challenger model not found (run `dvc repro`)")
+    md5 = file_md5(args.model)
+    reason = registry.check_promotion(verdict, ab, force=args.force, reason=args.reason, model_md5=md5)
+    result = registry.promote(
+        registered_model=name,
+        params_path=args.params,
+        experiment=experiment,
+        model_md5=md5,
+        reason=reason,
+        forced=args.force,
+    )
+    previous = result["previous_champion"]
+    sys.stdout.write(
+        f"{name} version {result['version']} is now the champion"
+        + (f"; version {previous} archived" if previous and previous != result["version"] else "")
+        + f".\n{args.params}: models.champion = {json.dumps(result['spec'], sort_keys=True)}"
+        + ("" if result["params_changed"] else " (unchanged)")
+        + "\nRun `dvc repro` so the champion's outputs match, then commit params.yaml and dvc.lock.\n"
+    )
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from churn import registry
+    from churn.io import load_params, section
+
+    name = section(load_params(args.params), "mlflow.registered_model", args.params)
+    rows = registry.list_versions(name)
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+        return 0
+    if not rows:
+        sys.stdout.write(f"{name}: no versions registered yet (run `dvc repro`)\n")
+        return 0
+    header = ("version", "aliases", "model", "estimator", "accuracy", "roc_auc", "approved", "run")
+    table = [header] + [
+        (
+            r["version"],
+            ",".join(r["aliases"]) or "-",
+            r["model_name"] or "-",
+            r["estimator"] or "-",
+            "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}",
+            "-" if r["roc_auc"] is None else f"{r['roc_auc']:.4f}",
+            r["approved"] or "-",
+            (r["run_id"] or "-")[:12],
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    sys.stdout.write(f"{name} at {registry.tracking_uri()}\n")
+    for row in table:
+        sys.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    return 0

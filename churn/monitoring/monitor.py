@@ -1,0 +1,252 @@
+"""The monitoring service: reference, drift on a window or a batch, alerts, performance — for CLI and app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn import data, io, schema
+from churn.monitoring import alerts as alerting
+from churn.monitoring import drift, performance
+from churn.monitoring.simulate import DEFAULT_KNOBS
+from churn.monitoring.store import Alert, PredictionStore, Window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`params.yaml: monitoring` — where the reference lives and every threshold."""
+
+    reference: str = "data/prepared/train.parquet"
+    holdout: str = "data/prepared/test.parquet"
+    model: str = "champion"
+    window: int = 1000
+    drift: drift.DriftConfig = field(default_factory=drift.DriftConfig)
+    threshold: float = 0.5
+    max_drop: float = 0.05
+    min_labelled: int = 100
+    unit: str = "week"
+    days: float = 7.0
+    onset: float = 0.5
+    outcome_delay_days: float = 30.0
+    scenarios: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None, source: str = "params.yaml") -> Settings:
+        """Settings from the whole params dict (its `monitoring` section; missing keys keep defaults)."""
+        section = dict((params or {}).get("monitoring") or {})
+        try:
+            flat: dict[str, Any] = {}
+            for key in ("reference", "holdout", "model", "window"):
+                if key in section:
+                    flat[key] = section.pop(key)
+            flat["drift"] = drift.DriftConfig.from_params(section.pop("drift", None))
+            for group, keys in (
+                ("performance", ("threshold", "max_drop", "min_labelled", "unit")),
+                ("simulate", ("days", "onset", "outcome_delay_days")),
+            ):
+                sub = dict(section.pop(group, None) or {})
+                unknown = sorted(set(sub) - set(keys))
+                if unknown:
+                    raise ValueError(f"monitoring.{group}: unknown key(s) {unknown}")
+                flat.update(sub)
+            flat["scenarios"] = dict(section.pop("scenarios", None) or {})
+            if section:
+                raise ValueError(f"monitoring: unknown key(s) {sorted(section)}")
+            settings = cls(**flat)
+            settings.check()
+        except (TypeError, ValueError) as exc:
+            raise io.ParamsError(f"{source}: {exc}") from exc
+        return settings
+
+    def check(self) -> None:
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+            raise ValueError(f"monitoring.window must be a positive whole number, got {self.window!r}")
+        if not 0 < self.threshold < 1:
+            raise ValueError("monitoring.performance.threshold must be in (0, 1)")
+        if not 0 <= self.max_drop < 1:
+            raise ValueError("monitoring.performance.max_drop must be in [0, 1)")
+        if self.unit not in performance.FREQUENCIES:
+            raise ValueError(f"monitoring.performance.unit must be one of {list(performance.FREQUENCIES)}")
+        unknown = sorted(set(self.scenarios) - set(DEFAULT_KNOBS))
+        if unknown:
+            raise ValueError(f"monitoring.scenarios: unknown scenario(s) {unknown}")
+
+
+class Monitor:
+    """Answers "is the model still right for the customers we see now?" from the prediction log.
+
+    The reference (training split as counts; the model's scores on the held-out split for
+    prediction drift and calibration) is built once, on first use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: PredictionStore | None = None,
+        root: str | Path = ".",
+        predictor: Any = None,
+    ):
+        self.settings = settings
+        self.root = Path(root)
+        self._store = store
+        self._predictor = predictor
+        self._lock = threading.Lock()
+        self._reference: drift.Reference | None = None
+        self._holdout: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def store(self) -> PredictionStore:
+        if self._store is None:
+            self._store = PredictionStore()
+        return self._store
+
+    @property
+    def predictor(self) -> Any:
+        """The monitored model, loaded without logging (scores the held-out split and CSV batches)."""
+        if self._predictor is None:
+            from churn.serving import Predictor
+
+            self._predictor = Predictor.load(model=self.settings.model, root=self.root, log=False)
+        return self._predictor
+
+    def _path(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else self.root / path
+
+    def _table(self, name: str, what: str) -> pd.DataFrame:
+        path = self._path(name)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: {what} not found (run `dvc repro` to build it)")
+        return io.read_table(path)
+
+    def holdout(self) -> tuple[np.ndarray, np.ndarray]:
+        """The model's probabilities on the held-out split and its true outcomes."""
+        if self._holdout is None:
+            df = self._table(self.settings.holdout, "held-out split (monitoring.holdout)")
+            source = str(self.settings.holdout)
+            schema.validate(df, require_target=False, require_id=False, source=source)
+            target = df[schema.TARGET] if schema.TARGET in df else None
+            if target is None or not target.isin([0, 1]).all():
+                raise schema.SchemaError([schema.Problem(schema.TARGET, "must be present and 0/1 (prepared split)")], source)
+            self._holdout = (self.score(df), target.to_numpy(dtype="int64"))
+        return self._holdout
+
+    def score(self, customers: pd.DataFrame) -> np.ndarray:
+        """Churn probabilities of validated customers (nothing logged)."""
+        result = self.predictor.predict(customers[list(schema.FEATURES)], log=False)
+        return result["churn_probability"].to_numpy(dtype="float64")
+
+    def reference(self, with_prediction: bool = True) -> drift.Reference:
+        """The drift reference: the training split, plus the model's held-out scores."""
+        with self._lock:
+            if self._reference is None or (with_prediction and drift.PREDICTION not in self._reference.edges):
+                df = self._table(self.settings.reference, "reference (monitoring.reference)")
+                proba = self.holdout()[0] if with_prediction else None
+                self._reference = drift.reference_from_frame(
+                    df, self.settings.drift, proba, source=str(self.settings.reference)
+                )
+            return self._reference
+
+    def window(self, last: int | None = None, start=None, end=None, model_name: str | None = None) -> Window:
+        """A window of the log; no bounds at all means the last `monitoring.window` predictions."""
+        if last is None and start is None and end is None:
+            last = self.settings.window
+        return Window(last=last, start=start, end=end, model_name=model_name)
+
+    def drift_window(self, window: Window, with_prediction: bool = True) -> dict:
+        """Drift report of a window of logged predictions against the reference."""
+        selection = self.store.select(window)
+        if selection.n == 0:
+            raise ValueError(f"the window is empty ({window.describe()}): no logged predictions")
+        summary = self.store.summarize(selection)
+        if not with_prediction:
+            summary.numeric.pop(drift.PREDICTION, None)
+        return drift.compare(self.reference(with_prediction), summary, self.settings.drift, window.describe())
+
+    def drift_batch(self, raw: pd.DataFrame, source: str = "batch", with_prediction: bool = True) -> dict:
+        """Drift report of a batch of customers (raw CSV form) before it is scored."""
+        schema.validate(raw, require_target=False, require_id=False, source=source)
+        clean, _ = data.clean(raw)
+        proba = self.score(clean) if with_prediction else None
+        summary = drift.summarize(clean, proba)
+        return drift.compare(self.reference(with_prediction), summary, self.settings.drift, source)
+
+    def holdout_metrics(self) -> dict:
+        proba, y = self.holdout()
+        return performance.live_metrics(y, proba, self.settings.threshold)
+
+    def estimate_window(self, summary: drift.Summary) -> dict:
+        """CBPE on a window's probability counts, calibrated on the held-out split."""
+        proba, y = self.holdout()
+        counts = summary.numeric[drift.PREDICTION]
+        calibrator = performance.fit_calibrator(proba, y)
+        return performance.estimate(
+            counts.index.to_numpy(), calibrator, self.settings.threshold, weights=counts.to_numpy()
+        )
+
+    def performance(self, window: Window, unit: str | None = None) -> dict:
+        """Live metrics (when outcomes exist), the label-free estimate, and both per time window."""
+        unit = unit or self.settings.unit
+        selection = self.store.select(window)
+        if selection.n == 0:
+            raise ValueError(f"the window is empty ({window.describe()}): no logged predictions")
+        proba, y = self.holdout()
+        calibrator = performance.fit_calibrator(proba, y)
+        probs = self.store.read(selection, columns=["created_at", "probability"])
+        estimated = performance.estimate(probs["probability"].to_numpy(), calibrator, self.settings.threshold)
+        labelled = self.store.labelled(selection)
+        live = None
+        if len(labelled) >= self.settings.min_labelled:
+            live = performance.live_metrics(
+                labelled["churned"].to_numpy(), labelled["probability"].to_numpy(), self.settings.threshold
+            )
+        return {
+            "window": window.describe(),
+            "n_predictions": selection.n,
+            "n_labelled": len(labelled),
+            "min_labelled": self.settings.min_labelled,
+            "reference": self.holdout_metrics(),
+            "estimated": estimated,
+            "live": live,
+            "estimated_vs_live": performance.compare(estimated, live) if live else None,
+            "over_time": {
+                "unit": unit,
+                "estimated": performance.estimate_over_time(probs, calibrator, unit, self.settings.threshold),
+                "live": performance.live_over_time(labelled, unit, self.settings.threshold),
+            },
+        }
+
+    def check(self, window: Window, webhook: str | None = None) -> tuple[dict, list[Alert]]:
+        """Drift and performance checks of a window; fired alerts are stored and sent to the webhook."""
+        selection = self.store.select(window)
+        if selection.n == 0:
+            raise ValueError(f"the window is empty ({window.describe()}): no logged predictions")
+        summary = self.store.summarize(selection)
+        report = drift.compare(self.reference(), summary, self.settings.drift, window.describe())
+        fired = alerting.from_drift(report)
+        if report["status"] == "ok":
+            estimate = self.estimate_window(summary)
+            labelled = self.store.labelled(selection)
+            live = None
+            if len(labelled) >= self.settings.min_labelled:
+                live = performance.live_metrics(
+                    labelled["churned"].to_numpy(),
+                    labelled["probability"].to_numpy(),
+                    self.settings.threshold,
+                )
+            report["performance"] = {"estimated": estimate, "live": live, "reference": self.holdout_metrics()}
+            fired += alerting.from_performance(
+                estimate, live, self.holdout_metrics(), self.settings.max_drop, window.describe()
+            )
+        stored = self.store.add_alerts(fired) if fired else []
+        if stored:
+            alerting.post_webhook(stored, webhook)
+        return report, stored

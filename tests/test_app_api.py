@@ -1,0 +1,304 @@
+"""The app's API through gradio_client, against the app started in-process on a built project."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError, ValidationError
+
+from app import batch, serve
+from app.predict import DEFAULT, HIGH_RISK, LOW_RISK
+from churn import schema, serving
+from churn.monitoring.store import PredictionStore
+
+EXPECTED_ENDPOINTS = {
+    "/status",
+    "/predict",
+    "/example_high_risk",
+    "/example_low_risk",
+    "/batch",
+    "/runs",
+    "/compare_runs",
+    "/param_impact",
+    "/export_runs",
+    "/set_champion",
+    "/set_challenger",
+    "/set_archived",
+    "/monitoring",
+    "/ab_models",
+    "/ab_test",
+    "/validation",
+}
+
+
+@pytest.fixture(scope="module")
+def project(project_root, tmp_path_factory):
+    """A private copy of the built project (the registry tests change it) with its own stores."""
+    root = tmp_path_factory.mktemp("app_api") / "project"
+    shutil.copytree(project_root, root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("CHURN_DB_URL", f"sqlite:///{root / 'predictions.db'}")
+        mp.delenv("GROQ_API_KEY", raising=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def client(project):
+    demo, url = serve(project)
+    yield Client(url, verbose=False, download_files=str(project / "downloads"))
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def store(project):
+    return PredictionStore()
+
+
+@pytest.fixture(scope="module")
+def reference(project):
+    return serving.Predictor.load(root=project, log=False)
+
+
+def traces(plot: dict) -> list[dict]:
+    """The traces of a gr.Plot output, with plotly's base64 typed arrays decoded to lists."""
+
+    def decode(value):
+        if isinstance(value, dict) and "bdata" in value:
+            return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+        return value
+
+    return [{k: decode(v) for k, v in trace.items()} for trace in json.loads(plot["plot"])["data"]]
+
+
+def test_every_event_has_an_api_name(client):
+    api = client.view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == EXPECTED_ENDPOINTS
+    assert api["unnamed_endpoints"] == {}
+    params = [p["parameter_name"] for p in api["named_endpoints"]["/predict"]["parameters"]]
+    assert params == list(schema.FEATURES)
+
+
+def test_predict_matches_the_predictor_and_logs_once(client, store, reference):
+    before = store.count()
+    result = client.predict(**HIGH_RISK, api_name="/predict")
+    probability, risk, explanation, chart, actions, email, note = result
+    expected = float(reference.predict(HIGH_RISK)[serving.PROBABILITY].iloc[0])
+    assert probability == pytest.approx(expected, abs=1e-12)
+    assert risk == serving.risk_levels([expected], reference.settings)[0]
+    assert f"{100 * expected:.0f}% churn probability" in explanation
+    assert traces(chart)[0]["type"] == "waterfall"
+    assert actions["headers"][0] == "Action" and all(0 <= row[1] <= 1 for row in actions["data"])
+    assert email.startswith("Subject: ") and "Customer Care" in email
+    assert "template" in note and "GROQ_API_KEY" in note
+    assert store.count() == before + 1
+    logged = store.read().iloc[-1]
+    assert logged["probability"] == pytest.approx(expected) and logged["email_source"] == "template:no_api_key"
+    assert logged["tenure"] == HIGH_RISK["tenure"] and logged["Contract"] == HIGH_RISK["Contract"]
+
+
+def test_predict_uses_the_form_defaults_for_missing_fields(client, reference):
+    probability = client.predict(tenure=5, api_name="/predict")[0]
+    expected = reference.predict({**DEFAULT, "tenure": 5})[serving.PROBABILITY].iloc[0]
+    assert probability == pytest.approx(float(expected), abs=1e-12)
+
+
+def test_examples_fill_the_form_and_rank_risk(client):
+    high = dict(zip(schema.FEATURES, client.predict(api_name="/example_high_risk"), strict=True))
+    low = dict(zip(schema.FEATURES, client.predict(api_name="/example_low_risk"), strict=True))
+    assert high == HIGH_RISK and low == LOW_RISK
+    p_high = client.predict(**high, api_name="/predict")[0]
+    p_low = client.predict(**low, api_name="/predict")[0]
+    assert p_high > 0.5 > p_low
+
+
+@pytest.mark.parametrize(
+    ("bad", "messages"),
+    [
+        ({"tenure": -3}, ["tenure must be between 0 and 1200"]),
+        ({"tenure": "abc", "Contract": "Weekly"}, ["tenure must be a number", "Contract must be one of"]),
+        ({"MonthlyCharges": None}, ["MonthlyCharges must be a number"]),
+        ({"tenure": 2.5}, ["tenure must be a whole number"]),
+        ({"gender": ""}, ["gender must be one of"]),
+    ],
+)
+def test_bad_input_names_the_field_and_logs_nothing(client, store, bad, messages):
+    before = store.count()
+    with pytest.raises(ValidationError) as err:
+        client.predict(**{**DEFAULT, **bad}, api_name="/predict")
+    text = str(err.value)
+    for field, message in zip(bad, messages, strict=False):
+        assert f"- {field}: {message}" in text
+    assert store.count() == before
+    assert 0 <= client.predict(**DEFAULT, api_name="/predict")[0] <= 1  # still serving
+
+
+def _csv(tmp_path, name, frame):
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_batch_scores_valid_rows_and_lists_rejects(client, store, project, reference, tmp_path):
+    raw = pd.read_csv(project / "data/raw/synthetic.csv", dtype=str, keep_default_na=False).head(40)
+    raw.loc[3, "tenure"] = "-5"
+    raw.loc[7, "Contract"] = "Weekly"
+    before = store.count()
+    scored_path, summary, chart, rejects = client.predict(
+        handle_file(str(_csv(tmp_path, "customers.csv", raw))), False, api_name="/batch"
+    )
+    scored = pd.read_csv(scored_path, dtype={"tenure": str})
+    assert len(scored) == 38 and store.count() == before + 38
+    expected = reference.predict(raw.drop(index=[3, 7]).drop(columns=["customerID", "Churn"]))
+    assert scored[serving.PROBABILITY].to_numpy() == pytest.approx(expected[serving.PROBABILITY].to_numpy())
+    assert "38 customers scored, 2 rejected" in summary
+    counts = scored[serving.RISK].value_counts()
+    for level in serving.RISK_LEVELS:
+        assert f"| {level} | {int(counts.get(level, 0)):,} |" in summary
+    assert traces(chart)[0]["type"] == "histogram"
+    reasons = {row[0]: row[1] for row in rejects["data"]}  # CSV line numbers: the header is line 1
+    assert set(reasons) == {5, 9} and reasons[5] == "tenure: must be between 0 and 1200"
+    assert reasons[9].startswith("Contract: must be one of")
+
+
+def test_batch_rejects_bad_files_next_to_the_upload(client, store, project, tmp_path):
+    raw = pd.read_csv(project / "data/raw/synthetic.csv", dtype=str, keep_default_na=False).head(5)
+    before = store.count()
+    cases = {
+        "no_contract.csv": (raw.drop(columns=["Contract"]), "column 'Contract': is missing"),
+        "extra.csv": (raw.assign(Coupon="x"), "column 'Coupon': is not a Telco column"),
+    }
+    for name, (frame, message) in cases.items():
+        with pytest.raises(ValidationError, match=message):
+            client.predict(handle_file(str(_csv(tmp_path, name, frame))), False, api_name="/batch")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValidationError, match="not a readable CSV"):
+        client.predict(handle_file(str(empty)), False, api_name="/batch")
+    text = tmp_path / "customers.txt"
+    text.write_text("a,b\n1,2\n")
+    with pytest.raises(httpx.HTTPStatusError, match="400 Bad Request"):  # Gradio refuses it on upload
+        client.predict(handle_file(str(text)), False, api_name="/batch")
+    huge = tmp_path / "huge.csv"
+    with huge.open("w") as fh:
+        fh.write(",".join(schema.COLUMNS) + "\n")
+        fh.write(("x" * 999 + "\n") * (batch.MAX_MB * 1000 + 10))
+    with pytest.raises(ValidationError, match=f"over the {batch.MAX_MB} MB limit"):
+        client.predict(handle_file(str(huge)), False, api_name="/batch")
+    assert store.count() == before
+
+
+def test_validation_tab_shows_the_verdict_and_every_gate(client, project):
+    verdict, gates, card = client.predict(api_name="/validation")
+    report = json.loads((project / "metrics/validation.json").read_text())
+    assert ("NOT APPROVED" in verdict) == (not report["approved"])
+    assert {row[0] for row in gates["data"]} == set(report["gates"])
+    failed = [row[0] for row in gates["data"] if row[1].endswith("fail")]
+    assert sorted(failed) == sorted(report["failed"])
+    assert card.strip() == (project / "metrics/model_card.md").read_text().strip()
+
+
+def test_ab_test_equals_the_ab_test_stage(client, project):
+    recommendation, table, scores, chart = client.predict("champion", "challenger", api_name="/ab_test")
+    stage = json.loads((project / "metrics/ab_test.json").read_text())
+    c = stage["contingency"]
+    assert table["data"] == [
+        ["A correct", c["champion_correct"]["challenger_correct"], c["champion_correct"]["challenger_wrong"]],
+        ["A wrong", c["champion_wrong"]["challenger_correct"], c["champion_wrong"]["challenger_wrong"]],
+    ]
+    assert f"p = {stage['mcnemar']['p_value']:.4g}" in recommendation
+    words = {"promote": "Promote model B", "keep_champion": "Keep model A", "inconclusive": "Inconclusive"}
+    assert words[stage["recommendation"]] in recommendation
+    roc = next(row for row in scores["data"] if row[0] == "roc_auc")
+    assert roc[3].startswith(f"{stage['bootstrap']['difference']['roc_auc']['estimate']:.4f}")
+    assert len(traces(chart)) == 2
+
+
+def test_ab_test_with_a_registered_version_and_bad_choices(client):
+    choices, _ = client.predict(api_name="/ab_models")
+    refs = [ref for _, ref in choices["choices"]]
+    assert refs[:2] == ["champion", "challenger"] and "models:/churn-model/1" in refs
+    recommendation = client.predict("models:/churn-model/1", "challenger", api_name="/ab_test")[0]
+    assert "A = churn-model v1" in recommendation
+    with pytest.raises(ValidationError, match="model_b: Pick a model B different from model A"):
+        client.predict("champion", "champion", api_name="/ab_test")
+    with pytest.raises(ValidationError, match="is not a known model"):
+        client.predict("champion", "models:/churn-model/99", api_name="/ab_test")
+
+
+def test_runs_comparisons_and_export(client):
+    note, runs, metric, compare, param, impact_metric, impact, dvc_note, dvc, registry_df, version = client.predict(
+        api_name="/runs"
+    )
+    assert note.startswith("2 run(s) in MLflow")
+    rows = [dict(zip(runs["headers"], row, strict=True)) for row in runs["data"]]
+    assert {r["model"] for r in rows} == {"champion", "challenger"}
+    assert all(0.5 < r["test.roc_auc"] <= 1 for r in rows)
+    assert metric["value"] == "test.roc_auc" and "test.accuracy" in [c[1] for c in metric["choices"]]
+    bars = traces(compare)
+    assert sorted(y for trace in bars for y in trace["y"]) == sorted(r["test.roc_auc"] for r in rows)
+    assert "not a DVC repository" in dvc_note
+    assert {row[1] for row in registry_df["data"]} == {"champion", "challenger"}
+    scatter = traces(client.predict("n_estimators", "test.accuracy", api_name="/param_impact"))
+    assert [trace["x"] for trace in scatter] == [[100]]
+    assert len(traces(client.predict("test.f1", api_name="/compare_runs"))) == 2
+    exported = pd.read_csv(client.predict(api_name="/export_runs"))
+    assert len(exported) == 2 and {"run_id", "metrics.test.roc_auc", "params.estimator"} <= set(exported.columns)
+
+
+def _aliases(registry_df) -> dict[str, str]:
+    return {alias: row[0] for row in registry_df["data"] for alias in row[1].split(", ") if alias}
+
+
+def test_registry_buttons_go_through_the_promotion_checks(client, project):
+    params_before = (project / "params.yaml").read_text()
+    aliases = _aliases(client.predict(api_name="/runs")[9])
+    champion, challenger = aliases["champion"], aliases["challenger"]
+
+    message, table = client.predict(champion, "", False, api_name="/set_archived")
+    assert "is the champion" in message and _aliases(table) == aliases
+    with pytest.raises(ValidationError, match="Forcing needs a reason"):
+        client.predict(challenger, "", True, api_name="/set_champion")
+    with pytest.raises(ValidationError, match="not registered"):
+        client.predict("99", "", False, api_name="/set_challenger")
+
+    message, table = client.predict(challenger, "", False, api_name="/set_champion")
+    if "Nothing changed" in message:  # refused by `churn promote`'s checks: nothing moved
+        assert "promotion refused" in message and _aliases(table) == aliases
+        assert (project / "params.yaml").read_text() == params_before
+        message, table = client.predict(challenger, "rollout test", True, api_name="/set_champion")
+    assert "is now the **champion**" in message
+    assert _aliases(table) == {"champion": challenger, "archived": champion}
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["models"]["champion"] == params["models"]["challenger"]
+
+    message, table = client.predict(champion, "", False, api_name="/set_challenger")
+    assert _aliases(table)["challenger"] == champion
+
+
+def test_status_names_the_served_model(client, reference):
+    status = client.predict(api_name="/status")
+    assert reference.model_name in status and reference.model_version in status
+
+
+def test_no_model_page_instead_of_a_traceback(tmp_path):
+    (tmp_path / "params.yaml").write_text("base:\n  seed: 1\n")
+    demo, url = serve(tmp_path, auth=("analyst", "s3cret"))
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - any refusal: the login is required
+            Client(url, verbose=False)
+        client = Client(url, auth=("analyst", "s3cret"), verbose=False)
+        assert "No model has been built yet — run `dvc repro`" in client.predict(api_name="/status")
+        assert set(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == {"/status"}
+        with pytest.raises((AppError, ValueError)):
+            client.predict(**DEFAULT, api_name="/predict")
+    finally:
+        demo.close()

@@ -1,0 +1,217 @@
+"""Retention actions (re-scored what-ifs) and the email: the real groq client against a local stub."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pandas as pd
+import pytest
+
+from churn import retention, schema
+from churn.io import ParamsError
+
+KEY = "gsk_test_SECRET_key_123"
+FAST = retention.RetentionSettings(timeout_seconds=0.4, max_retries=1)
+
+
+@pytest.fixture(scope="module")
+def risky(synthetic_raw) -> dict:
+    """A month-to-month fiber customer paying by electronic check, without security or support."""
+    row = synthetic_raw.iloc[0].to_dict()
+    row.update(
+        {
+            "Contract": "Month-to-month",
+            "InternetService": "Fiber optic",
+            "PaymentMethod": "Electronic check",
+            "OnlineSecurity": "No",
+            "TechSupport": "No",
+            "OnlineBackup": "No",
+            "DeviceProtection": "No",
+            "PaperlessBilling": "Yes",
+            "tenure": "3",
+            "MonthlyCharges": "95.10",
+            "TotalCharges": "285.30",
+        }
+    )
+    return row
+
+
+def test_actions_lower_the_risk_they_claim(serving_models, risky):
+    pipe = serving_models["champion"]
+    settings = retention.RetentionSettings(max_actions=20, min_reduction_points=0.0)
+    found = retention.actions(pipe, risky, settings)
+    assert found, "a risky month-to-month customer must have at least one helpful offer"
+    base = pipe.predict_proba(pd.DataFrame([{f: risky[f] for f in schema.FEATURES}]))[0, 1]
+    for action in found:
+        changed = {f: risky[f] for f in schema.FEATURES} | {action.feature: action.proposed}
+        rescored = pipe.predict_proba(pd.DataFrame([changed]))[0, 1]
+        assert action.probability_before == pytest.approx(base, abs=1e-12)
+        assert action.probability_after == pytest.approx(rescored, abs=1e-12)
+        assert action.reduction_points > 0
+    reductions = [a.reduction_points for a in found]
+    assert reductions == sorted(reductions, reverse=True)
+
+
+def test_actions_only_offer_what_a_retention_team_can(serving_models, risky):
+    settings = retention.RetentionSettings(max_actions=50, min_reduction_points=-100.0)
+    changes = retention.candidate_changes(risky, settings)
+    features = {c[0] for c in changes}
+    assert not features & set(retention.DEMOGRAPHICS + retention.HISTORY)
+    contract = sorted(c[1] for c in changes if c[0] == "Contract")
+    assert contract == ["One year", "Two year"]
+    assert {c[1] for c in changes if c[0] == "PaymentMethod"} == {
+        "Bank transfer (automatic)",
+        "Credit card (automatic)",
+    }
+    discount = next(c for c in changes if c[0] == "MonthlyCharges")
+    assert discount[1] == pytest.approx(85.59)
+    no_internet = risky | {
+        "InternetService": "No",
+        **dict.fromkeys(schema.INTERNET_ADDONS, schema.NO_INTERNET),
+    }
+    assert not {c[0] for c in retention.candidate_changes(no_internet, settings)} & set(
+        schema.INTERNET_ADDONS
+    )
+    two_year = risky | {"Contract": "Two year", "PaymentMethod": "Credit card (automatic)"}
+    assert not {c[0] for c in retention.candidate_changes(two_year, settings)} & {"Contract", "PaymentMethod"}
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"actionable": ["Contract", "gender"]}, "'retention.actionable' must not list demographics"),
+        ({"actionable": ["tenure"]}, "or history ['tenure']"),
+        ({"actionable": ["StreamingTVs"]}, "without a retention offer ['StreamingTVs']"),
+        ({"max_retries": 3}, "'retention.max_retries' must be a number between 0 and 1"),
+        ({"timeout_seconds": "8"}, "'retention.timeout_seconds' must be a number"),
+        ({"modle": "x"}, "unknown key(s) ['modle'] in 'retention'"),
+        ({"fallback_models": "openai/gpt-oss-20b"}, "'retention.fallback_models' must be a list"),
+    ],
+)
+def test_bad_settings_name_key_and_rule(section, message):
+    with pytest.raises(ParamsError) as info:
+        retention.RetentionSettings.from_params(section)
+    assert message in str(info.value)
+
+
+def test_params_yaml_section_loads(root):
+    from churn.io import load_params
+
+    settings = retention.RetentionSettings.from_params(load_params(root / "params.yaml")["retention"])
+    assert settings.model == "llama-3.1-8b-instant"
+    assert "openai/gpt-oss-20b" in settings.fallback_models
+    assert settings.max_retries <= 1 and settings.timeout_seconds <= 10
+
+
+@pytest.fixture()
+def facts(risky) -> retention.EmailFacts:
+    customer = risky | {"customerID": "7590-VHVEG"}
+    action = retention.Action(
+        "Contract",
+        "Month-to-month",
+        "Two year",
+        "Offer a two-year contract",
+        "a two-year contract",
+        0.62,
+        0.31,
+    )
+    drivers = [
+        ("Contract", "A month-to-month contract raises churn risk by 12 points."),
+        ("SeniorCitizen", "Being a senior citizen raises churn risk by 3.0 points."),
+    ]
+    return retention.email_facts(customer, 0.62, "High", drivers, [action])
+
+
+def test_success_uses_the_configured_model_and_a_clean_prompt(groq_stub, facts, caplog):
+    caplog.set_level(logging.DEBUG)
+    email = retention.write_email(facts, FAST)
+    assert (email.source, email.model, email.reason) == ("groq", "llama-3.1-8b-instant", None)
+    assert email.subject == "Stay with us" and email.text.startswith("Dear customer")
+    assert email.label == "groq:llama-3.1-8b-instant"
+    assert len(groq_stub.requests) == 1
+    sent = groq_stub.requests[0]
+    assert sent["model"] == "llama-3.1-8b-instant"
+    prompt = json.dumps(sent["messages"])
+    for fact in (
+        "Month-to-month",
+        "Fiber optic",
+        "62%",
+        "High risk",
+        "raises churn risk by 12 points",
+        "two-year",
+    ):
+        assert fact in prompt, fact
+    for private in ("7590-VHVEG", "customerID", "gender", "SeniorCitizen", "senior citizen", "Partner"):
+        assert private not in prompt, private
+    assert groq_stub.headers[0]["Authorization"] == f"Bearer {KEY}"
+    shown = caplog.text + repr(email) + json.dumps(email.to_dict()) + repr(facts)
+    assert KEY not in shown
+
+
+@pytest.mark.parametrize(
+    ("code", "reason_code", "attempts"),
+    [(401, "auth_error", 1), (429, "rate_limited", 2), (500, "server_error", 2)],
+)
+def test_api_errors_fall_back_to_the_template(groq_stub, facts, caplog, code, reason_code, attempts):
+    caplog.set_level(logging.DEBUG)
+    groq_stub.default = ("status", code, None)
+    email = retention.write_email(facts, FAST)
+    assert email.source == "template" and email.reason_code == reason_code
+    assert f"HTTP {code}" in email.reason
+    assert len(groq_stub.requests) == attempts  # max_retries=1: retried once, never more
+    assert email.text == retention.template_email(facts, "x", "y").text
+    assert KEY not in caplog.text + repr(email)
+
+
+def test_timeout_falls_back_quickly(groq_stub, facts):
+    groq_stub.default = ("sleep", 3.0)
+    start = time.perf_counter()
+    email = retention.write_email(facts, FAST)
+    elapsed = time.perf_counter() - start
+    assert email.source == "template" and email.reason_code == "timeout"
+    assert "did not answer within 0.4 s" in email.reason
+    assert elapsed < 2.5  # two 0.4 s attempts and one short back-off, never the 3 s answer
+
+
+def test_decommissioned_model_falls_back_to_the_next(groq_stub, facts):
+    groq_stub.plan["llama-3.1-8b-instant"] = ("status", 400, "model_decommissioned")
+    groq_stub.plan["openai/gpt-oss-20b"] = ("status", 404, "model_not_found")
+    email = retention.write_email(facts, FAST)
+    assert (email.source, email.model) == ("groq", "llama-3.3-70b-versatile")
+    assert email.tried == ("llama-3.1-8b-instant", "openai/gpt-oss-20b", "llama-3.3-70b-versatile")
+    assert [r["model"] for r in groq_stub.requests] == list(email.tried)
+
+
+def test_all_models_decommissioned_gives_the_template(groq_stub, facts):
+    groq_stub.default = ("status", 400, "model_decommissioned")
+    email = retention.write_email(facts, FAST)
+    assert email.source == "template" and email.reason_code == "models_unavailable"
+    assert "llama-3.1-8b-instant" in email.reason and "llama-3.3-70b-versatile" in email.reason
+    assert len(groq_stub.requests) == 3
+
+
+def test_other_bad_request_is_not_retried_on_fallbacks(groq_stub, facts):
+    groq_stub.default = ("status", 400, "context_length_exceeded")
+    email = retention.write_email(facts, FAST)
+    assert email.reason_code == "api_error" and "context_length_exceeded" in email.reason
+    assert len(groq_stub.requests) == 1
+
+
+def test_no_key_means_template_without_a_request(groq_stub, facts, monkeypatch):
+    monkeypatch.delenv("GROQ_API_KEY")
+    email = retention.write_email(facts, FAST)
+    assert (email.source, email.reason_code) == ("template", "no_api_key")
+    assert email.reason == "no GROQ_API_KEY is set"
+    assert groq_stub.requests == []
+
+
+def test_template_is_deterministic_and_uses_the_facts(facts):
+    one = retention.template_email(facts, "r", "c")
+    two = retention.template_email(facts, "r", "c")
+    assert one == two
+    assert "for 3 months" in one.text and "- A two-year contract" in one.text
+    assert "churn" not in one.text.lower() and "62" not in one.text
+    empty = retention.email_facts({"tenure": 0}, 0.1, "Low")
+    assert "Here is what we can do" not in retention.template_email(empty, "r", "c").text
