@@ -35,7 +35,7 @@ class AppState:
     predictor: Predictor | None
     problem: str | None = None
     load_seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod

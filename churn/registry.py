@@ -123,15 +123,17 @@ def log_model_run(
         numeric = {k: float(v) for k, v in flatten(metrics).items() if isinstance(v, int | float) and v == v}
         mlflow.log_metrics(numeric)
         signature = infer_signature(example, pipeline.predict_proba(example))
-        mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=signature,
-            input_example=example.head(3),
-            pip_requirements=pinned_requirements(Path(root) / "requirements.txt"),
-            code_paths=[str(PACKAGE_DIR)],
-            serialization_format="cloudpickle",
-        )
+        # cloudpickle is chosen on purpose (tree models fail skops): skip MLflow's warning about it
+        with quiet_mlflow_logs(logging.ERROR, "mlflow.sklearn"):
+            mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=signature,
+                input_example=example.head(3),
+                pip_requirements=pinned_requirements(Path(root) / "requirements.txt"),
+                code_paths=[str(PACKAGE_DIR)],
+                serialization_format="cloudpickle",
+            )
         for path in artifacts:
             if Path(path).is_dir():
                 mlflow.log_artifacts(str(path), artifact_path=Path(path).name)
@@ -141,15 +143,15 @@ def log_model_run(
 
 
 @contextlib.contextmanager
-def quiet_mlflow_logs() -> Iterator[None]:
-    """Silence MLflow's INFO chatter around a block (stage output stays one line)."""
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+def quiet_mlflow_logs(level: int = logging.WARNING, name: str = "mlflow") -> Iterator[None]:
+    """Silence a logger's chatter below `level` around a block (MLflow's INFO by default)."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(previous)
 
 
 # -- registry: aliases champion / challenger / archived, promotion ---------------------------------
@@ -273,11 +275,12 @@ def register_candidates(
         if name not in runs or (alias == CHAMPION and CHAMPION in current):
             continue
         mv, _ = register_run(mlflow_client, registered_model, mlflow_client.get_run(runs[name]))
-        if alias == CHALLENGER and current.get(CHAMPION) == mv.version:
-            log.info("challenger is identical to champion version %s; no challenger alias set", mv.version)
+        version = str(mv.version)
+        if alias == CHALLENGER and current.get(CHAMPION) == version:
+            log.info("challenger is identical to champion version %s; no challenger alias set", version)
             continue
-        mlflow_client.set_registered_model_alias(registered_model, alias, mv.version)
-        current[alias] = out[alias] = mv.version
+        mlflow_client.set_registered_model_alias(registered_model, alias, version)
+        current[alias] = out[alias] = version
     return out
 
 
@@ -285,7 +288,8 @@ def register_candidates(
 def _reachable(root: str | Path = ".") -> Iterator[None]:
     """Turn any store failure into one RegistryError naming the tracking URI."""
     try:
-        yield
+        with quiet_mlflow_logs(logging.ERROR, "urllib3"):  # the retries; the error says it all
+            yield
     except RegistryError:
         raise
     except Exception as exc:

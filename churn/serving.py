@@ -85,7 +85,11 @@ def risk_levels(probability: np.ndarray, settings: ServingSettings) -> np.ndarra
 
 @dataclass(frozen=True)
 class Assessment:
-    """One customer, fully served: prediction, explanation, retention actions, email, log id."""
+    """One customer, fully served: prediction, explanation, retention actions, email, log id.
+
+    `latency_ms` is the model's part (validation, prediction, explanation, actions; what the log
+    records); `email_ms` the time the email took (an LLM call, or the template).
+    """
 
     customer: dict[str, Any]
     probability: float
@@ -95,6 +99,7 @@ class Assessment:
     email: retention.Email
     prediction_id: int | None = None
     latency_ms: float = 0.0
+    email_ms: float = 0.0
     model_name: str = ""
     model_version: str = ""
 
@@ -106,6 +111,7 @@ class Assessment:
             "model_version": self.model_version,
             "prediction_id": self.prediction_id,
             "latency_ms": self.latency_ms,
+            "email_ms": self.email_ms,
             "explanation": self.explanation.to_dict(),
             "actions": [a.to_dict() for a in self.actions],
             "email": self.email.to_dict(),
@@ -203,6 +209,33 @@ def _quick_valid(records: list[dict[str, Any]]) -> bool:
     return True
 
 
+class _Customers:
+    """Validated input: `records` for small inputs (fast paths), the frame built only when needed."""
+
+    def __init__(self, records: list[dict] | None, frame: pd.DataFrame | None = None):
+        self.records = records
+        self._frame = frame
+
+    def __len__(self) -> int:
+        return len(self.records) if self.records is not None else len(self._frame)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = pd.DataFrame(self.records)
+        return self._frame
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.frame[list(schema.FEATURES)]
+
+    def values(self) -> dict[str, Any]:
+        """The first customer's 19 feature values, as given."""
+        if self.records is not None:
+            return {f: self.records[0][f] for f in schema.FEATURES}
+        return self.X.iloc[0].to_dict()
+
+
 class Predictor:
     """One loaded model serving predictions, explanations, retention actions and emails.
 
@@ -266,7 +299,10 @@ class Predictor:
     @property
     def store(self) -> PredictionStore | None:
         """The prediction log (opened on first use from `CHURN_DB_URL`; None when logging is off)."""
-        if self._store is None and self.log_enabled:
+        return self._open_store() if self.log_enabled else self._store
+
+    def _open_store(self) -> PredictionStore:
+        if self._store is None:
             with self._lock:
                 if self._store is None:
                     from churn.monitoring.store import PredictionStore
@@ -299,50 +335,52 @@ class Predictor:
             self._background = df[list(schema.FEATURES)].reset_index(drop=True)
         return self._background
 
-    def _frame(
-        self, customers: pd.DataFrame | Sequence[dict] | dict, source: str
-    ) -> tuple[pd.DataFrame, list[dict] | None]:
-        """Customers as a validated frame; SchemaError names every field and rule broken.
+    def _validated(self, customers: pd.DataFrame | Sequence[dict] | dict, source: str) -> _Customers:
+        """Check customers against the schema; SchemaError names every field and rule broken.
 
-        Also returns the records when a small input passed the pure-Python check (fast paths use them).
+        Small inputs that pass the pure-Python check skip the DataFrame work (the app's hot path).
         """
         if isinstance(customers, pd.DataFrame):
-            frame = customers
             records = None
-            if len(frame) <= _QUICK_ROWS:
-                names = list(frame.columns)
-                records = [
-                    dict(zip(names, row, strict=True)) for row in frame.to_numpy(dtype=object).tolist()
-                ]
+            if len(customers) <= _QUICK_ROWS:
+                names = list(customers.columns)
+                rows = customers.to_numpy(dtype=object).tolist()
+                records = [dict(zip(names, row, strict=True)) for row in rows]
+            given = _Customers(records, customers)
         elif isinstance(customers, dict):
-            records = [customers]
-            frame = pd.DataFrame(records)
+            given = _Customers([customers])
         elif isinstance(customers, Sequence) and not isinstance(customers, str):
             records = list(customers)
             if not all(isinstance(r, dict) for r in records):
                 raise schema.SchemaError([schema.Problem("*", "each customer must be a mapping")], source)
-            frame = pd.DataFrame(records)
+            given = _Customers(records)
         else:
             rule = "customers must be a dict, a list of dicts or a DataFrame"
             raise schema.SchemaError([schema.Problem("*", rule)], source)
-        if records is None or len(records) > _QUICK_ROWS or not _quick_valid(records):
-            records = None
+        if given.records is None or len(given.records) > _QUICK_ROWS or not _quick_valid(given.records):
             schema.validate(
-                frame, require_target=False, require_id=False, allow_extra=False, source=source, row_offset=1
+                given.frame,
+                require_target=False,
+                require_id=False,
+                allow_extra=False,
+                source=source,
+                row_offset=1,
             )
-        return frame, records
+            given.records = None
+        return given
 
-    def _transform(self, X: pd.DataFrame, records: list[dict] | None) -> np.ndarray:
+    def _transform(self, given: _Customers) -> np.ndarray:
         """The model matrix of raw customers; small inputs are memoised so explain after predict is free."""
-        if records is None:
-            return self._preprocess.transform(X)
-        keys = [tuple(str(rec[f]) for f in schema.FEATURES) for rec in records]
+        if given.records is None:
+            return self._preprocess.transform(given.X)
+        keys = [tuple(str(rec[f]) for f in schema.FEATURES) for rec in given.records]
         with self._lock:
             hits = [self._cache.get(k) for k in keys]
         if all(h is not None for h in hits):
             return np.vstack(hits)
         # Plain object columns: the pipeline's first step coerces them ~3x faster than text dtypes.
-        Xt = self._preprocess.transform(pd.DataFrame(records, columns=list(schema.FEATURES), dtype=object))
+        frame = pd.DataFrame(given.records, columns=list(schema.FEATURES), dtype=object)
+        Xt = self._preprocess.transform(frame)
         with self._lock:
             for key, row in zip(keys, Xt, strict=True):
                 self._cache[key] = row
@@ -352,27 +390,18 @@ class Predictor:
         return Xt
 
     def _log(
-        self,
-        X: pd.DataFrame,
-        frame: pd.DataFrame,
-        records: list[dict] | None,
-        proba,
-        levels,
-        latency_ms: float,
-        email: str | None = None,
+        self, given: _Customers, proba, levels, latency_ms: float, email: str | None = None
     ) -> list[int]:
-        """Write valid predictions to the log (records: the small-input fast path); return their ids."""
+        """Write valid predictions to the prediction log; return their ids (small inputs only)."""
         from churn.monitoring.store import PredictionRecord
 
-        store = self.store
-        if store is None:
-            return []
+        store = self._open_store()
         meta = {
             "model_name": self.model_name,
             "model_version": self.model_version,
             "latency_ms": float(latency_ms),
         }
-        if records is not None:
+        if given.records is not None:
             items = [
                 PredictionRecord(
                     features=_typed(rec),
@@ -382,7 +411,7 @@ class Predictor:
                     customer_id=_customer_id(rec.get(schema.ID)),
                     **meta,
                 )
-                for rec, p, level in zip(records, proba, levels, strict=True)
+                for rec, p, level in zip(given.records, proba, levels, strict=True)
             ]
             return store.log(items)
         results = pd.DataFrame(
@@ -395,9 +424,9 @@ class Predictor:
             results[key] = value
         if email is not None:
             results["email_source"] = email
-        if schema.ID in frame.columns:
-            results["customer_id"] = [_customer_id(v) for v in frame[schema.ID]]
-        typed = data.coerce_features(X.reset_index(drop=True))
+        if schema.ID in given.frame.columns:
+            results["customer_id"] = [_customer_id(v) for v in given.frame[schema.ID]]
+        typed = data.coerce_features(given.X.reset_index(drop=True))
         return store.log_frame(typed, results, return_ids=False)
 
     # -- the API -----------------------------------------------------------------------------
@@ -411,17 +440,16 @@ class Predictor:
         Logged ids are in `result.attrs["prediction_ids"]`.
         """
         start = time.perf_counter()
-        frame, records = self._frame(customers, "customers")
-        X = frame[list(schema.FEATURES)]
-        with _threads_for(len(X)):
-            proba = self._model.predict_proba(self._transform(X, records))[:, 1]
+        given = self._validated(customers, "customers")
+        with _threads_for(len(given)):
+            proba = self._model.predict_proba(self._transform(given))[:, 1]
         levels = risk_levels(proba, self.settings)
-        latency = 1000 * (time.perf_counter() - start) / max(len(frame), 1)
-        out = frame.copy()
+        latency = 1000 * (time.perf_counter() - start) / max(len(given), 1)
+        out = given.frame.copy()
         out[PROBABILITY] = proba
         out[RISK] = levels
         if self.log_enabled if log is None else log:
-            out.attrs["prediction_ids"] = self._log(X, frame, records, proba, levels, latency)
+            out.attrs["prediction_ids"] = self._log(given, proba, levels, latency)
         return out
 
     def score_frame(
@@ -455,7 +483,7 @@ class Predictor:
                 out = pd.concat([out, self._shap_columns(X, Xt)], axis=1)
             latency = 1000 * (time.perf_counter() - start) / len(good)
             if self.log_enabled if log is None else log:
-                self._log(X, good, None, proba, levels, latency)
+                self._log(_Customers(None, good), proba, levels, latency)
         else:
             out[PROBABILITY] = pd.Series(dtype="float64")
             out[RISK] = pd.Series(dtype=object)
@@ -469,40 +497,33 @@ class Predictor:
             cols[f"shap_{name}"] = att.points[:, j] / 100
         return pd.DataFrame(cols, index=X.index)
 
-    def _one(self, customer: dict | pd.DataFrame) -> tuple[pd.DataFrame, list[dict] | None]:
-        frame, records = self._frame(customer, "customer")
-        if len(frame) != 1:
-            raise ValueError(f"customer: expected one customer, got {len(frame)}")
-        return frame, records
+    def _one(self, customer: dict | pd.DataFrame) -> _Customers:
+        given = self._validated(customer, "customer")
+        if len(given) != 1:
+            raise ValueError(f"customer: expected one customer, got {len(given)}")
+        return given
 
-    @staticmethod
-    def _values(frame: pd.DataFrame, records: list[dict] | None) -> dict[str, Any]:
-        if records is not None:
-            return {f: records[0][f] for f in schema.FEATURES}
-        return frame[list(schema.FEATURES)].iloc[0].to_dict()
-
-    def _explain(self, frame: pd.DataFrame, records: list[dict] | None) -> explain.Explanation:
-        X = frame[list(schema.FEATURES)]
+    def _explain(self, given: _Customers) -> explain.Explanation:
         with _threads_for(1):
-            att = self.explainer.attribute_matrix(self._transform(X, records))
-        return explain.explanation_from(att, 0, self._values(frame, records), top=self.settings.top_reasons)
+            att = self.explainer.attribute_matrix(self._transform(given))
+        return explain.explanation_from(att, 0, given.values(), top=self.settings.top_reasons)
 
-    def _actions(self, frame: pd.DataFrame, records: list[dict] | None) -> list[retention.Action]:
+    def _actions(self, given: _Customers) -> list[retention.Action]:
         with _threads_for(1):
-            return retention.actions(self.pipeline, self._values(frame, records), self.retention)
+            return retention.actions(self.pipeline, given.values(), self.retention)
 
     def explain(self, customer: dict | pd.DataFrame) -> explain.Explanation:
         """SHAP explanation of one customer (see `churn.explain.Explanation` for the space stated)."""
-        return self._explain(*self._one(customer))
+        return self._explain(self._one(customer))
 
     def global_importance(self, customers: pd.DataFrame | None = None) -> dict[str, float]:
         """Mean |contribution| in percentage points per feature over `customers` (default: background)."""
-        X = self.background() if customers is None else self._frame(customers, "customers")[0]
+        X = self.background() if customers is None else self._validated(customers, "customers").X
         return self.explainer.global_importance(X)
 
     def actions(self, customer: dict | pd.DataFrame) -> list[retention.Action]:
         """Retention what-ifs for one customer, re-scored by the model, biggest risk reduction first."""
-        return self._actions(*self._one(customer))
+        return self._actions(self._one(customer))
 
     def email(
         self,
@@ -511,10 +532,10 @@ class Predictor:
         actions: list[retention.Action] | None = None,
     ) -> retention.Email:
         """The retention email for one customer (Groq, or the template; `source` says which and why)."""
-        frame, records = self._one(customer)
-        explanation = explanation or self._explain(frame, records)
-        actions = self._actions(frame, records) if actions is None else actions
-        return self._write_email(self._values(frame, records), explanation, actions)
+        given = self._one(customer)
+        explanation = explanation or self._explain(given)
+        actions = self._actions(given) if actions is None else actions
+        return self._write_email(given.values(), explanation, actions)
 
     def _write_email(self, values: dict[str, Any], explanation, actions) -> retention.Email:
         level = str(risk_levels([explanation.probability], self.settings)[0])
@@ -526,17 +547,17 @@ class Predictor:
     def assess(self, customer: dict | pd.DataFrame) -> Assessment:
         """Prediction + explanation + actions + email for one customer, logged once with its email source."""
         start = time.perf_counter()
-        frame, records = self._one(customer)
-        values = self._values(frame, records)
-        explanation = self._explain(frame, records)
-        actions = self._actions(frame, records)
-        email = self._write_email(values, explanation, actions)
+        given = self._one(customer)
+        values = given.values()
+        explanation = self._explain(given)
+        actions = self._actions(given)
         level = str(risk_levels([explanation.probability], self.settings)[0])
         latency = 1000 * (time.perf_counter() - start)
+        email = self._write_email(values, explanation, actions)
+        email_ms = 1000 * (time.perf_counter() - start) - latency
         ids = []
         if self.log_enabled:
-            X = frame[list(schema.FEATURES)]
-            ids = self._log(X, frame, records, [explanation.probability], [level], latency, email=email.label)
+            ids = self._log(given, [explanation.probability], [level], latency, email=email.label)
         return Assessment(
             customer=values,
             probability=explanation.probability,
@@ -546,6 +567,7 @@ class Predictor:
             email=email,
             prediction_id=ids[0] if ids else None,
             latency_ms=latency,
+            email_ms=email_ms,
             model_name=self.model_name,
             model_version=self.model_version,
         )

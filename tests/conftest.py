@@ -385,3 +385,21 @@ def groq_stub(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture()
+def monitor_root(tmp_path, prepared, fitted, monkeypatch) -> Path:
+    """A project directory for `churn monitor`: the repo's params.yaml, prepared splits, a champion
+    model (the small fitted pipeline), and CHURN_DB_URL pointing at a fresh prediction log."""
+    import joblib
+
+    root = tmp_path / "project"
+    (root / "data" / "prepared").mkdir(parents=True)
+    (root / "models").mkdir()
+    shutil.copy2(ROOT / "params.yaml", root / "params.yaml")
+    prepared[0].to_parquet(root / "data" / "prepared" / "train.parquet", index=False)
+    prepared[1].to_parquet(root / "data" / "prepared" / "test.parquet", index=False)
+    joblib.dump(fitted, root / "models" / "champion.joblib")
+    monkeypatch.setenv("CHURN_DB_URL", f"sqlite:///{tmp_path / 'predictions.db'}")
+    monkeypatch.delenv("CHURN_ALERT_WEBHOOK", raising=False)
+    return root

@@ -217,3 +217,13 @@ def test_console_script_runs(served, batch, sh, env_for):
         env=env,
     )
     assert "scored 30 of 34 rows with champion" in proc.stderr
+
+
+def test_excel_style_bom_and_crlf_are_read(served, synthetic_raw):
+    path, out = served / "excel.csv", served / "excel_out.csv"
+    text = "\r\n".join([HEADER, *_lines(synthetic_raw.head(5))]) + "\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert cli.main(["predict", str(path), "-o", str(out), "--no-log"]) == 0
+    scored = pd.read_csv(out, dtype=str)
+    assert list(scored.columns[:2]) == ["customerID", "gender"]
+    assert list(scored["customerID"]) == list(synthetic_raw["customerID"].head(5))

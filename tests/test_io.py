@@ -49,3 +49,15 @@ def test_md5_matches_hashlib(tmp_path):
     p = tmp_path / "x.bin"
     p.write_bytes(b"churn" * 1000)
     assert io.file_md5(p) == hashlib.md5(b"churn" * 1000).hexdigest()
+
+
+def test_atomic_write_has_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        io.save_text("x", tmp_path / "card.md")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "card.md").stat().st_mode) == 0o644

@@ -141,7 +141,7 @@ def test_promotion_round_trip_on_mlflow_server(mlflow_server, fitted, example, t
     original = (tmp_path / "params.yaml").read_text()
     runs = _log_pair(tmp_path, fitted, example)
     set_ = registry.register_candidates({n: r for n, (r, _) in runs.items()}, name, tmp_path)
-    assert {a: str(v) for a, v in set_.items()} == {"champion": "1", "challenger": "2"}
+    assert set_ == {"champion": "1", "challenger": "2"}
     assert _aliases(name, tmp_path) == {"champion": "1", "challenger": "2"}
 
     result = registry.promote(
@@ -153,6 +153,8 @@ def test_promotion_round_trip_on_mlflow_server(mlflow_server, fitted, example, t
     )
     assert (result["version"], result["previous_champion"]) == ("2", "1")
     assert _aliases(name, tmp_path) == {"champion": "2", "archived": "1"}
+    # the next report of the same (now production) model sets no challenger alias
+    assert registry.register_candidates({"challenger": runs["challenger"][0]}, name, tmp_path) == {}
     promoted = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert promoted["models"]["champion"] == CHALLENGER_SPEC
     assert "# champion: the production model's spec." in (tmp_path / "params.yaml").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -13,12 +14,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from churn import schema
 from churn.data import DataError
 from churn.io import atomic_path
 
 LINE = "line"
+#: Output columns holding text (the others added to the input are numbers).
+TEXT_OUTPUTS = ("risk_level", "top_reasons")
 _SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
 _BLOCK = 1 << 20
 
@@ -93,6 +97,19 @@ def scan_lines(path: str | Path, max_line_bytes: int) -> int:
     )
 
 
+def _output_schema(text_columns: list[str], columns: list[str]) -> pa.Schema:
+    """Input columns stay text; the added ones are numbers except `risk_level` and `top_reasons`."""
+    text = {*text_columns, *TEXT_OUTPUTS}
+    return pa.schema([pa.field(c, pa.string() if c in text else pa.float64()) for c in columns])
+
+
+def _csv_writer(path: Path, out_schema: pa.Schema):
+    """An Arrow CSV writer: ~10x faster than pandas `to_csv` (strings quoted, numbers as is)."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.CSVWriter(str(path), out_schema, write_options=pacsv.WriteOptions(quoting_style="needed"))
+
+
 def _line_numbers(n: int, start: int, skipped: set[int]) -> tuple[np.ndarray, int]:
     """File line numbers of the next `n` parsed rows from line `start`, jumping over skipped lines."""
     if not any(s >= start for s in skipped):
@@ -116,6 +133,7 @@ def _chunks(path: Path, size: int):
             chunksize=size,
             on_bad_lines="warn",
             skip_blank_lines=False,
+            encoding="utf-8-sig",
             encoding_errors="replace",
         )
         with reader:
@@ -165,18 +183,28 @@ def score_csv(
     start = time.perf_counter()
     counts = {"rows": 0, "scored": 0, "rejected": 0, "blank": 0}
     extra = ["top_reasons", "shap_base", *(f"shap_{f}" for f in schema.FEATURES)] if explain else []
-    bar = tqdm(
-        total=max(total_lines - 1, 0), unit="rows", file=sys.stderr, disable=not progress, mininterval=0.5
-    )
-    with atomic_path(output_path) as out_tmp, atomic_path(rejects_path) as rej_tmp, bar:
+    with contextlib.ExitStack() as stack:
+        out_tmp = stack.enter_context(atomic_path(output_path))
+        rej_tmp = stack.enter_context(atomic_path(rejects_path))
         columns: list[str] | None = None
         next_line, pending = 2, set()
         for chunk, skipped in _chunks(input_path, size):
             if columns is None:
                 check_columns(chunk, str(input_path))
                 columns = [*chunk.columns, PROBABILITY, RISK, *extra]
-                pd.DataFrame(columns=columns).to_csv(out_tmp, index=False)
+                out_schema = _output_schema(list(chunk.columns), columns)
+                writer = stack.enter_context(_csv_writer(out_tmp, out_schema))
                 pd.DataFrame(columns=[LINE, REASON, *chunk.columns]).to_csv(rej_tmp, index=False)
+                # The bar starts once the columns are right, so errors stay one clear line.
+                bar = stack.enter_context(
+                    tqdm(
+                        total=max(total_lines - 1, 0),
+                        unit="rows",
+                        file=sys.stderr,
+                        disable=not progress,
+                        mininterval=0.5,
+                    )
+                )
             pending |= {line for line, _ in skipped}
             lines, next_line = _line_numbers(len(chunk), next_line, pending)
             pending = {s for s in pending if s >= next_line}
@@ -185,11 +213,15 @@ def score_csv(
             keep = chunk[~blank] if blank.any() else chunk
             kept_lines = lines[~blank]
             scored, rejects = predictor.score_frame(keep, explain_rows=explain, log=log)
-            scored.reindex(columns=columns).to_csv(out_tmp, mode="a", header=False, index=False)
+            if len(scored):
+                writer.write_table(
+                    pa.Table.from_pandas(scored[columns], schema=out_schema, preserve_index=False)
+                )
             parse_rejects = pd.DataFrame({LINE: [n for n, _ in skipped], REASON: [r for _, r in skipped]})
             value_rejects = rejects.drop(columns=[ROW])
             value_rejects.insert(0, LINE, kept_lines[rejects[ROW].to_numpy()])
             all_rejects = pd.concat([parse_rejects, value_rejects], ignore_index=True)
+            all_rejects[LINE] = all_rejects[LINE].astype("int64")
             all_rejects = all_rejects.reindex(columns=[LINE, REASON, *chunk.columns]).sort_values(LINE)
             all_rejects.to_csv(rej_tmp, mode="a", header=False, index=False)
             counts["rows"] += len(keep) + len(skipped)

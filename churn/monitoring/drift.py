@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -144,12 +145,25 @@ GRID: dict[str, float] = {
 }
 
 
-def numeric_counts(values: np.ndarray | pd.Series, resolution: float) -> pd.Series:
-    """Counts of finite `values` rounded to multiples of `resolution`, indexed by the rounded value."""
+def grid_scale(step: float) -> int:
+    """Whole number of grid steps per unit (the grid steps are 1/1, 1/100, 1/10000 …)."""
+    scale = round(1 / step)
+    if scale < 1 or not math.isclose(scale * step, 1.0):
+        raise ValueError(f"grid step must be 1 over a whole number, got {step}")
+    return scale
+
+
+def grid_keys(values: np.ndarray, step: float) -> np.ndarray:
+    """Values as whole numbers of grid steps: floor(value · scale + ½), the same arithmetic the log's SQL does."""
+    return np.floor(np.asarray(values, dtype="float64") * grid_scale(step) + 0.5).astype("int64")
+
+
+def numeric_counts(values: np.ndarray | pd.Series, step: float) -> pd.Series:
+    """Counts of finite `values` rounded to the grid `step`, indexed by the rounded value."""
     v = np.asarray(values, dtype="float64")
     v = v[np.isfinite(v)]
-    keys, counts = np.unique(np.round(v / resolution).astype("int64"), return_counts=True)
-    return pd.Series(counts.astype("int64"), index=keys * resolution, dtype="int64")
+    keys, counts = np.unique(grid_keys(v, step), return_counts=True)
+    return pd.Series(counts.astype("int64"), index=keys / grid_scale(step), dtype="int64")
 
 
 def level_counts(values: np.ndarray | pd.Series) -> pd.Series:
@@ -318,14 +332,14 @@ class DriftConfig:
 
     min_rows: int = 100
     stat_test_max_rows: int = 1000
-    alpha: float = 0.05
+    alpha: float = 0.025
     bonferroni: bool = True
     wasserstein_threshold: float = 0.1
     jensen_shannon_threshold: float = 0.1
     psi_bins: int = 10
     psi_moderate: float = 0.1
     psi_major: float = 0.25
-    dataset_drift_share: float = 0.1
+    dataset_drift_share: float = 0.05
 
     def __post_init__(self) -> None:
         checks = {

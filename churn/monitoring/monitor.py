@@ -133,9 +133,11 @@ class Monitor:
             df = self._table(self.settings.holdout, "held-out split (monitoring.holdout)")
             source = str(self.settings.holdout)
             schema.validate(df, require_target=False, require_id=False, source=source)
-            target = df[schema.TARGET] if schema.TARGET in df else None
+            target = df.get(schema.TARGET)
             if target is None or not target.isin([0, 1]).all():
-                raise schema.SchemaError([schema.Problem(schema.TARGET, "must be present and 0/1 (prepared split)")], source)
+                raise schema.SchemaError(
+                    [schema.Problem(schema.TARGET, "must be present and 0/1 (prepared split)")], source
+                )
             self._holdout = (self.score(df), target.to_numpy(dtype="int64"))
         return self._holdout
 

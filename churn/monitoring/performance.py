@@ -31,7 +31,7 @@ from churn import metrics
 
 log = logging.getLogger(__name__)
 
-FREQUENCIES = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
+FREQUENCIES = {"hour": "h", "day": "D", "week": "W-SUN", "month": "MS"}
 
 
 def _proba(values: np.ndarray | pd.Series, name: str = "probabilities") -> np.ndarray:

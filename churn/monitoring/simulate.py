@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn import schema, synth
+from churn import data, schema, synth
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,10 @@ class Scenario:
 
 
 def _pool(n: int, rng: np.random.Generator, factor: int = 1) -> pd.DataFrame:
-    """Synthetic customers from the calibrated generator, seeded from `rng`."""
-    return synth.generate(rows=max(n * factor, 50), seed=int(rng.integers(2**31 - 1)))
+    """Synthetic customers from the calibrated generator, seeded from `rng`: `n` of them, or a pool of
+    `factor` × n (at least 200) to pick a shifted mix from."""
+    rows = n if factor == 1 else max(n * factor, 200)
+    return synth.generate(rows=rows, seed=int(rng.integers(2**31 - 1)))
 
 
 def _with_share(pool: pd.DataFrame, inside: np.ndarray, share: float, n: int, rng: np.random.Generator):
@@ -220,27 +223,30 @@ def outcomes_frame(customers: pd.DataFrame, delay_days: float = 30.0) -> pd.Data
     )
 
 
-def replay(predictor: Any, customers: pd.DataFrame, group: str = "h") -> int:
-    """Send `customers` (from `traffic`) through `predictor` in time order, logging each one.
+def replay(predictor: Any, customers: pd.DataFrame) -> int:
+    """Score `customers` (from `traffic`) with `predictor` and log them at their arrival times.
 
-    Customers are scored in groups per `group` period (an hour by default); the log's clock is
-    set to each group's first arrival time, so the log looks like the simulated period.
-    Returns how many predictions were logged.
+    One pass through the model and one transaction into the predictor's log; each prediction
+    keeps its own simulated `created_at`. Returns how many predictions were logged.
     """
     store = predictor.store
     if store is None:
         raise ValueError("the predictor has logging switched off; replay needs a prediction log")
-    stamps = pd.to_datetime(customers["created_at"])
     columns = [c for c in customers.columns if c != "created_at"]
-    before = store.clock
-    logged = 0
-    try:
-        for _, rows in customers.groupby(stamps.dt.floor(group), sort=True):
-            first = pd.Timestamp(rows["created_at"].min()).to_pydatetime()
-            store.clock = lambda first=first: first
-            predictor.predict(rows[columns], log=True)
-            logged += len(rows)
-    finally:
-        store.clock = before
-    log.info("replayed %d customers", logged)
-    return logged
+    start = time.perf_counter()
+    scored = predictor.predict(customers[columns], log=False)
+    latency = 1000 * (time.perf_counter() - start) / max(len(customers), 1)
+    results = pd.DataFrame(
+        {
+            "probability": scored["churn_probability"].to_numpy(dtype="float64"),
+            "risk_level": scored["risk_level"].to_numpy(dtype=object),
+            "model_name": predictor.model_name,
+            "model_version": predictor.model_version,
+            "latency_ms": latency,
+            "customer_id": customers[schema.ID].astype(str).to_numpy(),
+            "created_at": pd.to_datetime(customers["created_at"]).dt.to_pydatetime(),
+        }
+    )
+    store.log_frame(data.coerce_features(customers[columns]), results, return_ids=False)
+    log.info("replayed %d customers", len(results))
+    return len(results)

@@ -16,6 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import StaticPool
 
 from churn import schema
@@ -68,13 +69,33 @@ GRID_COLUMNS = {
 
 
 def grid_key(name: str) -> sa.ColumnElement[int]:
-    """The column's value as a whole number of grid steps; the same SQL text in index and query."""
+    """The column's value as a whole number of grid steps, floor(value · scale + ½) as in
+    `drift.grid_keys`; the same SQL text in the index and the query, so the index answers it."""
     col = predictions.c[name]
     if name in schema.NUMERIC and schema.NUMERIC[name][2]:
         return col
-    scale = round(1 / GRID_COLUMNS[name])
-    scaled = col if scale == 1 else col * sa.literal_column(str(scale))
-    return sa.cast(sa.func.round(scaled), sa.BigInteger)
+    scale = drift.grid_scale(GRID_COLUMNS[name])
+    shifted = (col if scale == 1 else col * sa.literal_column(str(scale))) + sa.literal_column("0.5")
+    return _FloorInt(shifted)
+
+
+class _FloorInt(sa.sql.functions.FunctionElement):
+    """floor(x) as a whole number, in each database's own words (one expression for index and query)."""
+
+    type = sa.BigInteger()
+    name = "floor_int"
+    inherit_cache = True
+
+
+@compiles(_FloorInt)
+def _floor_int(element: _FloorInt, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR({compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+@compiles(_FloorInt, "sqlite")
+def _floor_int_sqlite(element: _FloorInt, compiler: Any, **kw: Any) -> str:
+    # values are never negative, so truncation is floor (SQLite has FLOOR only with its math extension)
+    return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
 
 
 # Every feature is indexed — whole-number and text columns directly, the others by their grid key
@@ -606,7 +627,7 @@ class PredictionStore:
         """DBAPI executemany with the dialect's own bind processing (no per-row SQLAlchemy work)."""
         dialect = self.engine.dialect
         for i, col in enumerate(columns):
-            process = predictions.c[col].type.bind_processor(dialect)
+            process = predictions.c[col].type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 values[i] = [process(v) for v in values[i]]
         compiled = predictions.insert().compile(dialect=dialect, column_keys=columns)
@@ -713,8 +734,8 @@ class PredictionStore:
             raise KeyError(f"'{column}' is not a numeric column of the log ({sorted(GRID_COLUMNS)})")
         rows = self._grouped(grid_key(column), predictions.c[column], self.select(window))
         keys = np.array([r[0] for r in rows], dtype="float64")
-        step = GRID_COLUMNS[column]
-        return pd.Series([int(r[1]) for r in rows], index=keys * step, dtype="int64", name=column)
+        scale = drift.grid_scale(GRID_COLUMNS[column])
+        return pd.Series([int(r[1]) for r in rows], index=keys / scale, dtype="int64", name=column)
 
     def level_counts(self, column: str, window: Window | Selection | None = None) -> pd.Series:
         """Counts of each value of a text column in the window, by SQL (NULLs left out)."""

@@ -78,6 +78,6 @@ def probability_summary(
 
 
 def bin_labels(bins: int = 10) -> list[str]:
-    """Readable labels of the probability bins ("0.0–0.1", …)."""
+    """Readable labels of the probability bins ("0–0.1", …)."""
     edges = np.linspace(0, 1, bins + 1)
-    return [f"{lo:.1f}–{hi:.1f}" for lo, hi in itertools.pairwise(edges)]
+    return [f"{lo:g}–{hi:g}" for lo, hi in itertools.pairwise(edges)]

@@ -1,0 +1,233 @@
+"""Serving speed through the one Predictor: single customers, batches, logging, memory.
+
+    python bench/bench_serving.py [--out bench/results/serving.json] [--rows-1m 1000000]
+
+Measures, for the champion and the challenger of params.yaml:
+- single-customer predict + explain p50 / p95 (predictions logged to a temporary SQLite log),
+  and the parts (predict, explain, actions);
+- batch scoring rows/s without explanations: `Predictor.score_frame` (validation + scoring) and
+  the CSV-to-CSV `churn predict` path, against the bare `pipeline.predict_proba` on the same rows;
+- batch rows/s with SHAP explanations (`--explain`);
+- logging overhead per single prediction;
+- peak memory (max RSS) of `churn predict` on a 1,000,000-row CSV, in a fresh process.
+Uses models/*.joblib when present; otherwise trains both specs on synthetic data in a temp dir.
+Targets: challenger predict+explain p50 <= 15 ms; batch >= 0.8x bare and >= 50,000 rows/s;
+logging <= 2 ms; 1M rows in <= 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churn import data, model, schema, synth
+from churn.commands.serving import score_csv
+from churn.io import load_params, save_json, save_model, write_table
+from churn.monitoring.store import PredictionStore
+from churn.serving import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {
+    "challenger_predict_explain_p50_ms": 15.0,
+    "batch_vs_bare_ratio": 0.8,
+    "batch_rows_per_second": 50_000,
+    "logging_overhead_ms": 2.0,
+    "peak_memory_mb_1m_rows": 2048,
+}
+log = logging.getLogger("bench_serving")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "serving.json"))
+    p.add_argument("--rows-1m", type=int, default=1_000_000, help="rows of the memory run")
+    p.add_argument("--batch-rows", type=int, default=200_000, help="rows of the throughput runs")
+    return p.parse_args(argv)
+
+
+def project_root(tmp: Path) -> Path:
+    """The repository if its models exist, else a temp root with both specs trained on synthetic data."""
+    if all((ROOT / "models" / f"{n}.joblib").exists() for n in ("champion", "challenger")):
+        return ROOT
+    params = load_params(ROOT / "params.yaml")
+    seed = params["base"]["seed"]
+    df, _ = data.clean(synth.generate(rows=params["synthesize"]["rows"], seed=seed))
+    train, _ = data.split(df, params["prepare"]["test_size"], seed)
+    X, y = data.xy(train)
+    for name in ("champion", "challenger"):
+        save_model(
+            model.build(name, params["models"][name], seed).fit(X, y), tmp / "models" / f"{name}.joblib"
+        )
+    write_table(train, tmp / "data" / "prepared" / "train.parquet")
+    shutil.copy2(ROOT / "params.yaml", tmp / "params.yaml")
+    log.info("no models/ in the repository: trained both specs on synthetic data in %s", tmp)
+    return tmp
+
+
+def customers(rows: int, seed: int) -> pd.DataFrame:
+    """Raw CSV-form customers (text values, customerID, no Churn)."""
+    return synth.generate(rows=rows, seed=seed).drop(columns=[schema.TARGET])
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ms = 1000 * np.asarray(samples)
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "n": len(ms)}
+
+
+def timed(fn, items) -> list[float]:
+    out = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def single(predictor: Predictor, people: list[dict]) -> dict:
+    """Per-customer latency of predict (logged) then explain of the same customer, and the parts."""
+    predictor.explain(people[0])  # build the explainer once, as the app does at start-up
+    predictor.predict(people[0])
+    parts: dict[str, list[float]] = {"predict_explain": [], "predict": [], "explain": []}
+    for customer in people[1:]:
+        t0 = time.perf_counter()
+        predictor.predict(customer)
+        t1 = time.perf_counter()
+        predictor.explain(customer)
+        t2 = time.perf_counter()
+        parts["predict_explain"].append(t2 - t0)
+        parts["predict"].append(t1 - t0)
+        parts["explain"].append(t2 - t1)
+    out = {key: percentiles(values) for key, values in parts.items()}
+    out["actions"] = percentiles(timed(predictor.actions, people[1 : len(people) // 2]))
+    # Logging overhead: the same (memoised) customers with and without the log write, interleaved.
+    with_log, without = [], []
+    for customer in people[1:]:
+        with_log += timed(lambda c: predictor.predict(c, log=True), [customer])
+        without += timed(lambda c: predictor.predict(c, log=False), [customer])
+    out["logging_overhead_ms"] = float(1000 * (np.median(with_log) - np.median(without)))
+    return out
+
+
+def batch(predictor: Predictor, frame: pd.DataFrame, csv_path: Path, tmp: Path) -> dict:
+    """Rows/s: bare predict_proba vs Predictor.score_frame vs CSV-to-CSV `churn predict` (no log)."""
+    X = frame[list(schema.FEATURES)]
+    start = time.perf_counter()
+    predictor.pipeline.predict_proba(X)
+    bare = len(X) / (time.perf_counter() - start)
+    size = predictor.settings.chunk_size
+    start = time.perf_counter()
+    for i in range(0, len(frame), size):
+        predictor.score_frame(frame.iloc[i : i + size], log=False)
+    framed = len(frame) / (time.perf_counter() - start)
+    summary = score_csv(predictor, csv_path, tmp / "scored.csv", log=False, progress=False)
+    return {
+        "rows": len(frame),
+        "bare_predict_proba_rows_per_second": bare,
+        "score_frame_rows_per_second": framed,
+        "score_frame_vs_bare": framed / bare,
+        "csv_to_csv_rows_per_second": summary["rows_per_second"],
+        "csv_to_csv_vs_bare": summary["rows_per_second"] / bare,
+    }
+
+
+def explain_batch(predictor: Predictor, frame: pd.DataFrame) -> dict:
+    start = time.perf_counter()
+    predictor.score_frame(frame, explain_rows=True, log=False)
+    return {"rows": len(frame), "rows_per_second": len(frame) / (time.perf_counter() - start)}
+
+
+def write_csv_in_parts(path: Path, rows: int, seed: int, part: int = 100_000) -> None:
+    """A big synthetic customer CSV written part by part (bounded memory)."""
+    done, k = 0, 0
+    while done < rows:
+        n = min(part, rows - done)
+        df = customers(n, seed + k)
+        df.to_csv(path, mode="a" if done else "w", header=not done, index=False)
+        done, k = done + n, k + 1
+
+
+def peak_memory(root: Path, csv_path: Path, tmp: Path, rows: int) -> dict:
+    """Max RSS of a fresh process running `churn predict` (champion, no log) over `csv_path`."""
+    code = (
+        "import resource, sys, time; from churn.cli import main; t = time.perf_counter(); "
+        f"rc = main(['predict', {str(csv_path)!r}, '-o', {str(tmp / 'big_out.csv')!r}, '--no-log', "
+        "'--no-progress']); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t, rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=3600
+    )
+    rss_kb, seconds, rc = proc.stdout.split()[-3:]
+    return {
+        "rows": rows,
+        "peak_memory_mb": int(rss_kb) / 1024,
+        "seconds": float(seconds),
+        "rows_per_second": rows / float(seconds),
+        "exit_code": int(rc),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    results: dict = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0]}}
+    with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmpdir:
+        tmp = Path(tmpdir)
+        root = project_root(tmp)
+        store = PredictionStore(f"sqlite:///{tmp / 'predictions.db'}")
+        people = customers(301, seed=11).to_dict("records")
+        frame = customers(args.batch_rows, seed=12)
+        csv_path = tmp / "batch.csv"
+        frame.to_csv(csv_path, index=False)
+        for name, n_single, n_explain in (("challenger", 301, 20_000), ("champion", 61, 300)):
+            predictor = Predictor.load(name, root=root, store=store)
+            log.info("%s: single customers", name)
+            res = {"estimator": type(predictor.pipeline[-1]).__name__}
+            res["single"] = single(predictor, people[:n_single])
+            log.info("%s: batch", name)
+            res["batch"] = batch(predictor, frame, csv_path, tmp)
+            res["batch_explain"] = explain_batch(predictor, frame.head(n_explain))
+            res["explain_space"] = predictor.explainer.space
+            res["explain_method"] = predictor.explainer.method
+            results[name] = res
+        store.dispose()
+        big = tmp / "big.csv"
+        log.info("writing a %d-row CSV", args.rows_1m)
+        write_csv_in_parts(big, args.rows_1m, seed=100)
+        results["memory_1m"] = peak_memory(root, big, tmp, args.rows_1m)
+    ch, champ = results["challenger"], results["champion"]
+    results["targets"] = TARGETS
+    results["met"] = {
+        "challenger_predict_explain_p50_ms": ch["single"]["predict_explain"]["p50_ms"]
+        <= TARGETS["challenger_predict_explain_p50_ms"],
+        "batch_vs_bare_ratio": min(ch["batch"]["score_frame_vs_bare"], champ["batch"]["score_frame_vs_bare"])
+        >= TARGETS["batch_vs_bare_ratio"],
+        "batch_rows_per_second": min(
+            ch["batch"]["score_frame_rows_per_second"], champ["batch"]["score_frame_rows_per_second"]
+        )
+        >= TARGETS["batch_rows_per_second"],
+        "logging_overhead_ms": max(
+            ch["single"]["logging_overhead_ms"], champ["single"]["logging_overhead_ms"]
+        )
+        <= TARGETS["logging_overhead_ms"],
+        "peak_memory_mb_1m_rows": results["memory_1m"]["peak_memory_mb"] <= TARGETS["peak_memory_mb_1m_rows"],
+    }
+    save_json(results, args.out)
+    print(f"wrote {args.out}")
+    for key, ok in results["met"].items():
+        print(f"  {'OK  ' if ok else 'MISS'} {key}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
