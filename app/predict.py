@@ -106,19 +106,18 @@ ACTION_COLUMNS = ["Action", "Churn probability after", "Risk reduction (points)"
 
 
 def _field(name: str) -> gr.components.Component:
-    label, value = f"{LABELS[name]} · {name}", DEFAULT[name]
+    """The input for one Telco column: its allowed levels from the schema, or a number box."""
+    common = {"value": DEFAULT[name], "label": LABELS[name], "elem_id": f"field-{name}"}
     if name == "SeniorCitizen":
-        return gr.Radio([("No", 0), ("Yes", 1)], value=value, label=label)
+        return gr.Radio([("No", 0), ("Yes", 1)], **common)
     if name in schema.CATEGORICAL:
         levels = list(schema.CATEGORICAL[name])
-        if len(levels) == 2:
-            return gr.Radio(levels, value=value, label=label)
-        return gr.Dropdown(levels, value=value, label=label)
+        return gr.Radio(levels, **common) if len(levels) == 2 else gr.Dropdown(levels, **common)
     lo, hi, whole = schema.NUMERIC[name]
     info = f"{lo:g} to {hi:g}" + (", whole months" if whole else "")
     if name == "TotalCharges":
         info += "; may be empty when tenure is 0"
-    return gr.Number(value=value, label=label, info=info)
+    return gr.Number(info=info, **common)
 
 
 def check(**customer: Any) -> list[dict[str, Any]]:
@@ -181,12 +180,17 @@ def build_tab(state: AppState) -> None:
                 low_btn = gr.Button("Example: low-risk customer", elem_id="example-low")
         with gr.Column(scale=6):
             with gr.Row():
-                probability = gr.Number(label="Churn probability", elem_id="probability")
+                probability = gr.Number(label="Churn probability", placeholder="predict to see it", elem_id="probability")
                 risk = gr.Textbox(label="Risk level", elem_id="risk-level")
             explanation = gr.Markdown(elem_id="explanation")
             chart = gr.Plot(label="What drives this prediction (SHAP, percentage points)", elem_id="shap-chart")
             actions = gr.Dataframe(
-                headers=ACTION_COLUMNS, label="Retention actions, best first", interactive=False, elem_id="actions"
+                headers=ACTION_COLUMNS,
+                label="Retention actions, best first",
+                interactive=False,
+                wrap=True,
+                column_widths=["60%", "20%", "20%"],
+                elem_id="actions",
             )
             email = gr.Textbox(label="Retention email", lines=14, buttons=["copy"], elem_id="email")
             note = gr.Markdown(elem_id="email-source")

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
@@ -102,10 +102,30 @@ def fit(
 def feature_importance(
     pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, *, seed: int, repeats: int = 3
 ) -> dict[str, float]:
-    """Permutation importance (drop in ROC-AUC) of each original feature on held-out rows.
+    """Permutation importance (mean drop in ROC-AUC) of each original feature on held-out rows.
 
     Model-agnostic, so every family is compared on the same scale; sorted, largest first.
+    Rows are encoded once and each feature's encoded columns are shuffled together: the
+    preprocessing works row by row, so this equals shuffling the raw column, only faster.
     """
-    result = permutation_importance(pipeline, X, y, scoring="roc_auc", n_repeats=repeats, random_state=seed)
-    pairs = zip(X.columns, result.importances_mean, strict=True)
-    return {str(k): float(v) for k, v in sorted(pairs, key=lambda kv: -kv[1])}
+    encoded = np.asarray(pipeline[:-1].transform(X), dtype=float)
+    estimator = pipeline[-1]
+    names = pipeline[:-1].get_feature_names_out()
+    groups: dict[str, list[int]] = {}
+    for i, col in enumerate(names):
+        groups.setdefault(features.original_feature(col), []).append(i)
+    baseline = roc_auc_score(y, estimator.predict_proba(encoded)[:, 1])
+    rng = np.random.default_rng(seed)
+    drops: dict[str, float] = {}
+    for feature in X.columns:
+        cols = groups.get(feature)
+        if not cols:
+            drops[str(feature)] = 0.0
+            continue
+        scores = []
+        for _ in range(repeats):
+            shuffled = encoded.copy()
+            shuffled[:, cols] = encoded[rng.permutation(len(encoded))][:, cols]
+            scores.append(roc_auc_score(y, estimator.predict_proba(shuffled)[:, 1]))
+        drops[str(feature)] = float(baseline - np.mean(scores))
+    return dict(sorted(drops.items(), key=lambda kv: -kv[1]))

@@ -23,10 +23,17 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[list[str] | None], None]) -> None:
-    """Run a stage's main: configure logging, turn user errors into one clear line and exit 1."""
+    """Run a stage's main: configure logging, turn user errors into one clear line and exit 1.
+
+    Native thread pools (OpenMP, BLAS) are limited to one thread: on small tables threads cost
+    more than they give, and a fixed thread count keeps every machine's outputs byte-identical.
+    """
+    from threadpoolctl import threadpool_limits
+
     configure_logging()
     try:
-        main(None)
+        with threadpool_limits(limits=1):
+            main(None)
     except USER_ERRORS as exc:
         log.error("%s", exc)
         sys.exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from datetime import date
 
 import httpx
 import numpy as np
@@ -33,6 +34,7 @@ EXPECTED_ENDPOINTS = {
     "/set_challenger",
     "/set_archived",
     "/monitoring",
+    "/check_alerts",
     "/ab_models",
     "/ab_test",
     "/validation",
@@ -194,6 +196,36 @@ def test_batch_rejects_bad_files_next_to_the_upload(client, store, project, tmp_
     with pytest.raises(ValidationError, match=f"over the {batch.MAX_MB} MB limit"):
         client.predict(handle_file(str(huge)), False, api_name="/batch")
     assert store.count() == before
+
+
+def test_monitoring_shows_volume_drift_alerts_and_live_performance(client, store, project):
+    from churn.monitoring import simulate
+    from churn.monitoring.store import Outcome
+
+    customers = simulate.traffic(500, simulate.Scenario.get("contract_mix"), days=6, seed=5)
+    simulate.replay(serving.Predictor.load(root=project, store=store), customers)
+    outcomes = simulate.outcomes_frame(customers)
+    store.add_outcomes(
+        [Outcome(r.customerID, r.churned == "Yes", date.fromisoformat(r.date)) for r in outcomes.itertuples()]
+    )
+    total = store.count()
+    summary, by_day, by_hour, dist, risk, alerts, drift_rows, perf = client.predict(
+        "Everything logged", "day", api_name="/monitoring"
+    )
+    assert f"{total:,} predictions" in summary and "**Live** on 500 predictions" in summary
+    assert sum(traces(by_day)[0]["y"]) == total and sum(traces(by_hour)[0]["y"]) == total
+    assert sum(sum(t["y"]) for t in traces(risk)) == total
+    assert traces(dist)[0]["type"] == "heatmap"
+    rows = {row[0]: dict(zip(drift_rows["headers"], row, strict=True)) for row in drift_rows["data"]}
+    assert set(rows) == {*schema.FEATURES, "churn_probability"}
+    assert rows["Contract"]["drifted"] is True and rows["gender"]["drifted"] is False
+    kinds = {(row[1], row[2]) for row in alerts["data"] if row[0] == "now"}
+    assert ("feature_drift", "Contract") in kinds
+    assert {t["name"] for t in traces(perf)} >= {"live accuracy", "live roc_auc", "estimated accuracy"}
+
+    stored = len(store.read_alerts(limit=None))
+    client.predict("Everything logged", "hour", api_name="/check_alerts")
+    assert len(store.read_alerts(limit=None)) == stored + len(kinds)
 
 
 def test_validation_tab_shows_the_verdict_and_every_gate(client, project):

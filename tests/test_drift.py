@@ -92,7 +92,9 @@ def test_wasserstein_matches_scipy_with_weights():
 def test_jensen_shannon_matches_scipy_and_bounds():
     ref = pd.Series({"a": 30, "b": 70})
     cur = pd.Series({"a": 60, "b": 40})
-    assert drift.jensen_shannon_from_counts(ref, cur) == pytest.approx(jensenshannon([0.3, 0.7, 0], [0.6, 0.4, 0]))
+    assert drift.jensen_shannon_from_counts(ref, cur) == pytest.approx(
+        jensenshannon([0.3, 0.7, 0], [0.6, 0.4, 0])
+    )
     assert drift.jensen_shannon_from_counts(ref, ref * 3) == pytest.approx(0.0, abs=1e-7)
     disjoint = drift.jensen_shannon_from_counts(pd.Series({"a": 5}), pd.Series({"z": 5}))
     assert disjoint == pytest.approx(math.sqrt(math.log(2)))
@@ -103,7 +105,9 @@ def test_psi_from_summary_equals_the_raw_psi_helpers():
     ref, cur = rng.integers(0, 73, 2000), rng.integers(0, 60, 500)
     edges = drift.weighted_quantile_edges(counts(ref), 10)
     np.testing.assert_allclose(edges, drift.numeric_bins(ref, 10))
-    assert drift.psi_from_summary(counts(ref), counts(cur), edges) == pytest.approx(drift.psi_numeric(ref, cur))
+    assert drift.psi_from_summary(counts(ref), counts(cur), edges) == pytest.approx(
+        drift.psi_numeric(ref, cur)
+    )
     cats_ref, cats_cur = ["a"] * 50 + ["b"] * 50, ["b"] * 75 + ["a"] * 20 + ["c"] * 5
     assert drift.psi_from_summary(counts(cats_ref), counts(cats_cur)) == pytest.approx(
         drift.psi_categorical(cats_ref, cats_cur)

@@ -119,3 +119,18 @@ def test_customer_id_never_changes_a_prediction(real_model, real_split):
     shuffled = X.assign(customerID=X["customerID"].sample(frac=1, random_state=0).to_numpy())
     np.testing.assert_array_equal(pipe.predict_proba(X), pipe.predict_proba(shuffled))
     np.testing.assert_array_equal(pipe.predict_proba(X), pipe.predict_proba(X.drop(columns=["customerID"])))
+
+
+def test_encoded_permutation_equals_raw_column_permutation(fitted, prepared):
+    """Shuffling a feature's encoded columns together is exactly shuffling its raw column."""
+    from sklearn.metrics import roc_auc_score
+
+    X, y = data.xy(prepared[1])
+    fast = model.feature_importance(fitted, X, y, seed=5, repeats=1)
+    rng = np.random.default_rng(5)
+    base = roc_auc_score(y, fitted.predict_proba(X)[:, 1])
+    for col in X.columns:
+        shuffled = X.copy()
+        shuffled[col] = X[col].to_numpy()[rng.permutation(len(X))]
+        slow = base - roc_auc_score(y, fitted.predict_proba(shuffled)[:, 1])
+        assert fast[col] == pytest.approx(slow, abs=1e-12), col

@@ -47,13 +47,28 @@ def webhook():
         server.server_close()
 
 
-def test_replay_drift_check_alerts_webhook_feedback_performance(monitor_root, capsys, webhook, tmp_path, monkeypatch):
+def test_replay_drift_check_alerts_webhook_feedback_performance(
+    monitor_root, capsys, webhook, tmp_path, monkeypatch
+):
     url, received = webhook
     monkeypatch.setenv("CHURN_ALERT_WEBHOOK", url)
     outcomes = tmp_path / "outcomes.csv"
     code, out, _ = run(
-        capsys, monitor_root, "simulate", "--n", "900", "--scenario", "contract_mix", "--seed", "3",
-        "--days", "3", "--onset", "0.4", "--outcomes", str(outcomes),
+        capsys,
+        monitor_root,
+        "simulate",
+        "--n",
+        "900",
+        "--scenario",
+        "contract_mix",
+        "--seed",
+        "3",
+        "--days",
+        "3",
+        "--onset",
+        "0.4",
+        "--outcomes",
+        str(outcomes),
     )
     assert code == 0 and "replayed 900 customers through champion over 3 days" in out
     store = PredictionStore()
@@ -111,7 +126,9 @@ def test_a_tiny_window_says_not_enough_data_and_an_empty_one_is_an_error(monitor
     assert code == 1 and "the window is empty (last 1000)" in err
     assert run(capsys, monitor_root, "simulate", "--n", "3")[0] == 0
     code, out, _ = run(capsys, monitor_root, "check")
-    assert code == 0 and out.startswith("not enough data: 3 prediction(s) in the window, drift needs at least 100")
+    assert code == 0 and out.startswith(
+        "not enough data: 3 prediction(s) in the window, drift needs at least 100"
+    )
     code, out, _ = run(capsys, monitor_root, "drift")
     assert code == 0 and "not enough data" in out
 
@@ -145,10 +162,16 @@ def test_a_reference_that_does_not_match_the_schema_is_named(monitor_root, capsy
     ("rows", "message"),
     [
         ("customerID,churned,date\nA,maybe,2026-01-01\n", "column 'churned': must be yes/no"),
-        ("customerID,churned,date\nA,yes,01/02/2026\n", "column 'date': must be a date YYYY-MM-DD — 1 row(s), e.g. line 2"),
+        (
+            "customerID,churned,date\nA,yes,01/02/2026\n",
+            "column 'date': must be a date YYYY-MM-DD — 1 row(s), e.g. line 2",
+        ),
         ("customerID,churned,date\nA,yes,2026-01-01\nA,no,2026-01-02\n", "appears more than once"),
         ("customer,when\nA,2026-01-01\n", "missing column(s): churned"),
-        ("customerID,churned,date\nNOPE-1,yes,2026-01-01\n", "1 customer id(s) have no logged prediction (NOPE-1)"),
+        (
+            "customerID,churned,date\nNOPE-1,yes,2026-01-01\n",
+            "1 customer id(s) have no logged prediction (NOPE-1)",
+        ),
     ],
 )
 def test_bad_outcome_files_are_refused_whole(monitor_root, capsys, tmp_path, rows, message):

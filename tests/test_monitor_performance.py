@@ -122,12 +122,31 @@ def test_drift_alerts_name_the_feature_rule_and_window():
     report = {
         "status": "ok",
         "window": "last 500",
-        "dataset": {"drifted": True, "drifted_features": ["tenure"], "n_drifted": 1, "n_features": 19,
-                    "share": 1 / 19, "threshold": 0.05},
+        "dataset": {
+            "drifted": True,
+            "drifted_features": ["tenure"],
+            "n_drifted": 1,
+            "n_features": 19,
+            "share": 1 / 19,
+            "threshold": 0.05,
+        },
         "features": {
-            "tenure": {"test": "ks", "statistic": 0.2, "p_value": 1e-6, "threshold": 0.0025, "drifted": True,
-                       "psi": 0.3, "psi_level": "major"},
-            "gender": {"test": "chi_square", "statistic": 0.1, "p_value": 0.7, "threshold": 0.0025, "drifted": False},
+            "tenure": {
+                "test": "ks",
+                "statistic": 0.2,
+                "p_value": 1e-6,
+                "threshold": 0.0025,
+                "drifted": True,
+                "psi": 0.3,
+                "psi_level": "major",
+            },
+            "gender": {
+                "test": "chi_square",
+                "statistic": 0.1,
+                "p_value": 0.7,
+                "threshold": 0.0025,
+                "drifted": False,
+            },
         },
         "prediction": {"test": "wasserstein_norm", "statistic": 0.4, "threshold": 0.1, "drifted": True},
     }
@@ -142,7 +161,9 @@ def test_drift_alerts_name_the_feature_rule_and_window():
 
 def test_performance_alerts_fire_below_reference_minus_max_drop():
     ref = {"accuracy": 0.80, "roc_auc": 0.85}
-    fired = alerts.from_performance({"accuracy": 0.74, "roc_auc": 0.84}, {"accuracy": 0.76, "roc_auc": float("nan")}, ref, 0.05)
+    fired = alerts.from_performance(
+        {"accuracy": 0.74, "roc_auc": 0.84}, {"accuracy": 0.76, "roc_auc": float("nan")}, ref, 0.05
+    )
     assert [(a.kind, a.feature) for a in fired] == [("estimated_performance", "accuracy")]
     assert fired[0].threshold == pytest.approx(0.75)
 

@@ -43,7 +43,11 @@ def test_scenarios_shift_what_they_say(baseline):
     mix = clean(simulate.Scenario.get("contract_mix").customers(3000, seed=2))
     assert share(mix, "Contract", "Month-to-month") == pytest.approx(0.8, abs=0.03)
     assert share(baseline, "Contract", "Month-to-month") < 0.65
-    fiber = clean(simulate.Scenario.get("new_fiber_customers", {"new_fiber_customers": {"share": 0.5}}).customers(3000, 3))
+    fiber = clean(
+        simulate.Scenario.get("new_fiber_customers", {"new_fiber_customers": {"share": 0.5}}).customers(
+            3000, 3
+        )
+    )
     new_fiber = (fiber["InternetService"] == "Fiber optic") & (fiber["tenure"] <= 12)
     assert new_fiber.mean() == pytest.approx(0.5, abs=0.03)
     seniors = clean(simulate.Scenario.get("senior_surge").customers(3000, seed=4))
@@ -74,14 +78,18 @@ def test_arrivals_are_sorted_inside_the_period_and_busier_by_day():
 
 def test_traffic_shifts_only_after_the_onset():
     end = datetime(2026, 6, 8)
-    frame = simulate.traffic(4000, simulate.Scenario.get("tenure_in_years"), days=4, onset=0.5, seed=9, end=end)
+    frame = simulate.traffic(
+        4000, simulate.Scenario.get("tenure_in_years"), days=4, onset=0.5, seed=9, end=end
+    )
     assert frame[schema.ID].is_unique and frame["created_at"].is_monotonic_increasing
     tenure = pd.to_numeric(frame["tenure"])
     before = frame["created_at"] < pd.Timestamp("2026-06-06")
     assert tenure[before].max() > 60 and tenure[~before].max() <= 6
     outcomes = simulate.outcomes_frame(frame, delay_days=30)
     assert list(outcomes.columns) == ["customerID", "churned", "date"]
-    assert outcomes["date"].iloc[0] == (frame["created_at"].iloc[0] + pd.Timedelta(days=30)).strftime("%Y-%m-%d")
+    assert outcomes["date"].iloc[0] == (frame["created_at"].iloc[0] + pd.Timedelta(days=30)).strftime(
+        "%Y-%m-%d"
+    )
     assert set(outcomes["churned"]) == {"Yes", "No"}
 
 
@@ -95,7 +103,8 @@ def test_replay_logs_every_customer_at_its_arrival_time(monitor_root):
     logged = store.read()
     assert len(logged) == 250 and logged["model_name"].eq("champion").all()
     np.testing.assert_array_equal(
-        logged["created_at"].to_numpy(dtype="datetime64[ms]"), frame["created_at"].to_numpy(dtype="datetime64[ms]")
+        logged["created_at"].to_numpy(dtype="datetime64[ms]"),
+        frame["created_at"].to_numpy(dtype="datetime64[ms]"),
     )
     assert logged["customer_id"].tolist() == frame[schema.ID].tolist()
     expected = predictor.predict(frame.drop(columns="created_at"), log=False)["churn_probability"]

@@ -270,3 +270,26 @@ def test_log_frame_is_the_bulk_form_of_log(tmp_path, customers):
         store.log_frame(bad, results)
     assert store.count() == 2
     store.dispose()
+
+
+def test_quick_and_full_checks_store_the_same_rows(tmp_path, customers):
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    when = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    recs = records(customers, 20, created_at=when, latency_ms=3)
+    recs[0].features = {**recs[0].features, "tenure": 0, "TotalCharges": None}
+    store.log(recs[:5])  # five records: the plain-Python check
+    store.log(recs)  # twenty: the full, vectorised check
+    got = store.read().drop(columns="id")
+    quick, full = got.iloc[:5].reset_index(drop=True), got.iloc[5:10].reset_index(drop=True)
+    pd.testing.assert_frame_equal(quick, full)
+    assert quick["created_at"].iloc[0] == pd.Timestamp("2026-03-01 12:00")
+    store.dispose()
+
+
+def test_a_simulated_clock_dates_records_without_created_at(tmp_path, customers):
+    moment = datetime(2026, 1, 2, 3, 4, 5)
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}", clock=lambda: moment)
+    store.log(records(customers, 2))
+    store.log(records(customers, 30))
+    assert (store.read()["created_at"] == pd.Timestamp(moment)).all()
+    store.dispose()
