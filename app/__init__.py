@@ -101,7 +101,9 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def launch_kwargs(host: str = HOST, port: int | None = PORT, auth: tuple[str, str] | None = None) -> dict[str, Any]:
+def launch_kwargs(
+    host: str = HOST, port: int | None = PORT, auth: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """How the app is launched: local bind, optional login, no extra file access, errors shown."""
     return {
         "server_name": host,

@@ -20,9 +20,9 @@ PIPELINE_MODELS = {
     "challenger": "challenger (models/challenger.joblib)",
 }
 WORDS = {
-    abtest.PROMOTE: "✅ **Promote model B**",
-    abtest.KEEP: "🛑 **Keep model A**",
-    abtest.INCONCLUSIVE: "⏸️ **Inconclusive** — keep model A",
+    abtest.PROMOTE: "✓ **Promote model B**",
+    abtest.KEEP: "✗ **Keep model A**",
+    abtest.INCONCLUSIVE: "**Inconclusive** — keep model A",
 }
 
 
@@ -93,7 +93,11 @@ def contingency_table(result: dict[str, Any]) -> pd.DataFrame:
     c = result["contingency"]
     return pd.DataFrame(
         [
-            ["A correct", c["champion_correct"]["challenger_correct"], c["champion_correct"]["challenger_wrong"]],
+            [
+                "A correct",
+                c["champion_correct"]["challenger_correct"],
+                c["champion_correct"]["challenger_wrong"],
+            ],
             ["A wrong", c["champion_wrong"]["challenger_correct"], c["champion_wrong"]["challenger_wrong"]],
         ],
         columns=["", "B correct", "B wrong"],
@@ -108,9 +112,12 @@ def metrics_table(result: dict[str, Any]) -> pd.DataFrame:
     boot = result["bootstrap"]
     level = f"{boot['confidence']:.0%} CI"
     rows = [
-        (m, _ci(boot["champion"][m]), _ci(boot["challenger"][m]), _ci(boot["difference"][m])) for m in HEADLINE
+        (m, _ci(boot["champion"][m]), _ci(boot["challenger"][m]), _ci(boot["difference"][m]))
+        for m in HEADLINE
     ]
-    return pd.DataFrame(rows, columns=["metric", f"model A ({level})", f"model B ({level})", f"B − A ({level})"])
+    return pd.DataFrame(
+        rows, columns=["metric", f"model A ({level})", f"model B ({level})", f"B − A ({level})"]
+    )
 
 
 def metrics_figure(result: dict[str, Any], label_a: str, label_b: str):
@@ -169,10 +176,18 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
     with gr.Row():
         choices = model_choices(state)
         model_a = gr.Dropdown(
-            choices, value="champion", label="Model A (in production)", allow_custom_value=True, elem_id="ab-model-a"
+            choices,
+            value="champion",
+            label="Model A (in production)",
+            allow_custom_value=True,
+            elem_id="ab-model-a",
         )
         model_b = gr.Dropdown(
-            choices, value="challenger", label="Model B (candidate)", allow_custom_value=True, elem_id="ab-model-b"
+            choices,
+            value="challenger",
+            label="Model B (candidate)",
+            allow_custom_value=True,
+            elem_id="ab-model-b",
         )
         run = gr.Button("Run the A/B test", variant="primary", scale=0, elem_id="ab-btn")
     recommendation = gr.Markdown(elem_id="ab-recommendation")

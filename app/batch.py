@@ -103,7 +103,9 @@ def build_tab(state: AppState) -> None:
             scored_file = gr.File(label="Scored CSV", interactive=False, elem_id="batch-download")
     summary = gr.Markdown(elem_id="batch-summary")
     chart = gr.Plot(label="Probability histogram", elem_id="batch-hist")
-    rejected = gr.Dataframe(label="Rejected rows (first 200)", interactive=False, wrap=True, elem_id="batch-rejects")
+    rejected = gr.Dataframe(
+        label="Rejected rows (first 200)", interactive=False, wrap=True, elem_id="batch-rejects"
+    )
 
     def score(upload: str, explain_rows: bool = False):
         """Scored CSV (path), summary (risk breakdown), probability histogram, rejected rows with reasons."""
@@ -116,7 +118,12 @@ def build_tab(state: AppState) -> None:
         out = Path(tempfile.mkdtemp(prefix="churn-batch-")) / f"{path.stem}.scored.csv"
         scored.to_csv(out, index=False)
         log.info("batch %s: %d scored, %d rejected", path.name, len(scored), len(rejects))
-        return str(out), summary_markdown(scored, rejects, path.name), histogram(scored), rejects_table(rejects)
+        return (
+            str(out),
+            summary_markdown(scored, rejects, path.name),
+            histogram(scored),
+            rejects_table(rejects),
+        )
 
     run.click(
         score,

@@ -32,7 +32,17 @@ TAG_COLUMNS = {
     "tags.dvc_exp_name": "DVC experiment",
     "tags.git_commit": "git commit",
 }
-REGISTRY_COLUMNS = ["version", "aliases", "model", "estimator", "accuracy", "roc_auc", "approved", "reason", "run id"]
+REGISTRY_COLUMNS = [
+    "version",
+    "aliases",
+    "model",
+    "estimator",
+    "accuracy",
+    "roc_auc",
+    "approved",
+    "reason",
+    "run id",
+]
 DVC_TIMEOUT = 60
 DEFAULT_METRIC = "test.roc_auc"
 
@@ -67,7 +77,7 @@ def runs_table(raw: pd.DataFrame) -> pd.DataFrame:
     params = sorted(c for c in raw.columns if c.startswith("params.") and c != "params.estimator")
     table = pd.DataFrame(index=raw.index)
     for col, label in RUN_COLUMNS.items():
-        table[label] = raw[col] if col in raw else ""
+        table[label] = raw.get(col, "")
     table["run id"] = table["run id"].str[:8]
     table["started (UTC)"] = pd.to_datetime(raw["start_time"]).dt.strftime("%Y-%m-%d %H:%M:%S")
     for col in _metric_columns(raw):
@@ -75,7 +85,7 @@ def runs_table(raw: pd.DataFrame) -> pd.DataFrame:
     for col in params:
         table[col.removeprefix("params.")] = raw[col]
     for col, label in TAG_COLUMNS.items():
-        table[label] = raw[col] if col in raw else ""
+        table[label] = raw.get(col, "")
     table["git commit"] = table["git commit"].fillna("").astype(str).str[:8]
     return table.fillna("").reset_index(drop=True)
 
@@ -85,7 +95,9 @@ def metric_names(raw: pd.DataFrame) -> list[str]:
 
 
 def param_names(raw: pd.DataFrame) -> list[str]:
-    return sorted(c.removeprefix("params.") for c in raw.columns if c.startswith("params.") and c != "params.estimator")
+    return sorted(
+        c.removeprefix("params.") for c in raw.columns if c.startswith("params.") and c != "params.estimator"
+    )
 
 
 def _label(raw: pd.DataFrame) -> pd.Series:
@@ -217,7 +229,9 @@ def set_alias(state: AppState, version: str, alias: str, reason: str = "", force
         verdict, ab = state.metrics("validation.json"), state.metrics("ab_test.json")
     except FileNotFoundError as exc:
         if not force:
-            raise registry.RegistryError(f"promotion refused: {exc}. Tick 'force' and give a reason to override") from exc
+            raise registry.RegistryError(
+                f"promotion refused: {exc}. Tick 'force' and give a reason to override"
+            ) from exc
         verdict, ab = {}, {}
     why = registry.check_promotion(verdict, ab, force=force, reason=reason, model_md5=md5)
     result = registry.set_alias(
@@ -245,10 +259,12 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
     with gr.Row():
         note = gr.Markdown(elem_id="runs-note")
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="runs-refresh")
-    runs = gr.Dataframe(label="Training runs (MLflow) — click a header to sort", interactive=False, elem_id="runs")
-    with gr.Row():
+    runs = gr.Dataframe(
+        label="Training runs (MLflow) — click a header to sort", interactive=False, elem_id="runs"
+    )
+    with gr.Row(equal_height=True):
         export = gr.Button("Export runs as CSV", size="sm", scale=0)
-        export_file = gr.File(label="Runs CSV", interactive=False, scale=1)
+        export_file = gr.File(label="Runs CSV", interactive=False, height=70, scale=1)
     with gr.Row():
         with gr.Column():
             metric = gr.Dropdown(label="Metric", allow_custom_value=True, elem_id="compare-metric")
@@ -258,7 +274,7 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
                 param = gr.Dropdown(label="Hyperparameter", allow_custom_value=True, elem_id="impact-param")
                 impact_metric = gr.Dropdown(label="Metric", allow_custom_value=True)
             impact_plot = gr.Plot(label="Hyperparameter impact", elem_id="impact-plot")
-    with gr.Accordion("DVC experiments (`dvc exp show`)", open=False):
+    with gr.Accordion("DVC experiments (dvc exp show)", open=False):
         dvc_note = gr.Markdown()
         dvc_table = gr.Dataframe(interactive=False)
     gr.Markdown("### Model registry")
@@ -371,7 +387,7 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
             try:
                 message = set_alias(state, version, alias, reason, force)
             except (registry.RegistryError, ValueError) as exc:
-                message = f"❌ Nothing changed: {exc}"
+                message = f"✗ Nothing changed: {exc}"
                 if alias == registry.CHAMPION and not force:
                     message += " (here: tick Force and give a reason)"
             state.forget("model:models:/")
@@ -380,7 +396,11 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         set_version.__doc__ = f"Give a registered version the `{alias}` alias (message, refreshed registry)."
         return set_version
 
-    for button, alias in ((champion_btn, "champion"), (challenger_btn, "challenger"), (archived_btn, "archived")):
+    for button, alias in (
+        (champion_btn, "champion"),
+        (challenger_btn, "challenger"),
+        (archived_btn, "archived"),
+    ):
         button.click(
             setter(alias),
             inputs=[version, reason, force],

@@ -85,7 +85,9 @@ def risk_figure(wide: pd.DataFrame, unit: str):
     fig = go.Figure()
     for level, color in RISK_COLORS.items():
         fig.add_bar(x=wide["bucket"], y=wide[level], name=level, marker_color=color)
-    fig.update_layout(barmode="stack", title=f"Risk levels per {unit}", yaxis_title="predictions", margin={"t": 50})
+    fig.update_layout(
+        barmode="stack", title=f"Risk levels per {unit}", yaxis_title="predictions", margin={"t": 50}
+    )
     return fig
 
 
@@ -126,11 +128,17 @@ def performance_figure(perf: dict[str, Any]):
             continue
         for metric in ("accuracy", "roc_auc"):
             fig.add_scatter(
-                x=frame["start"], y=frame[metric], mode="lines+markers", name=f"{kind} {metric}", line={"dash": dash}
+                x=frame["start"],
+                y=frame[metric],
+                mode="lines+markers",
+                name=f"{kind} {metric}",
+                line={"dash": dash},
             )
     for metric, value in perf["reference"].items():
         if metric in ("accuracy", "roc_auc"):
-            fig.add_hline(y=value, line={"dash": "dash", "color": "grey"}, annotation_text=f"held-out {metric}")
+            fig.add_hline(
+                y=value, line={"dash": "dash", "color": "grey"}, annotation_text=f"held-out {metric}"
+            )
     fig.update_layout(
         title=f"Accuracy and ROC-AUC per {over['unit']} (live once outcomes are recorded)",
         yaxis={"range": [0, 1]},
@@ -153,9 +161,9 @@ def summary_markdown(r: dict[str, Any]) -> str:
     d = r["drift"]
     if d["status"] == "ok":
         ds = d["dataset"]
-        verdict = "⚠️ **dataset drift**" if ds["drifted"] else "✅ no dataset drift"
+        verdict = "⚠ **dataset drift**" if ds["drifted"] else "✓ no dataset drift"
         names = f" ({', '.join(ds['drifted_features'])})" if ds["drifted_features"] else ""
-        predicted = "⚠️ yes" if (d.get("prediction") or {}).get("drifted") else "no"
+        predicted = "⚠ yes" if (d.get("prediction") or {}).get("drifted") else "no"
         lines.append(
             f"{verdict}: {ds['n_drifted']} of {ds['n_features']} features drifted{names} — {d['method']}; "
             f"prediction drift: {predicted}."
@@ -198,7 +206,9 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         distribution = gr.Plot(label="Probability distribution over time", elem_id="prob-dist")
         risk = gr.Plot(label="Risk-level breakdown", elem_id="risk-breakdown")
     alerts_df = gr.Dataframe(headers=ALERT_COLUMNS, label="Alerts (active now, then stored)", wrap=True)
-    drift_df = gr.Dataframe(label="Drift against the training data, per feature and for the prediction", wrap=True)
+    drift_df = gr.Dataframe(
+        label="Drift against the training data, per feature and for the prediction", wrap=True
+    )
     perf_plot = gr.Plot(label="Accuracy and ROC-AUC over time", elem_id="performance")
     outputs = [summary, volume_day, volume_hour, distribution, risk, alerts_df, drift_df, perf_plot]
 
@@ -218,7 +228,9 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
             performance_figure(r["performance"]),
         )
 
-    gr.on([tab.select, refresh.click], monitoring, inputs=[window, unit], outputs=outputs, api_name="monitoring")
+    gr.on(
+        [tab.select, refresh.click], monitoring, inputs=[window, unit], outputs=outputs, api_name="monitoring"
+    )
 
     def check_alerts(window: str = DEFAULT_WINDOW, unit: str = "day"):
         """Run `churn monitor check` on the window (alerts stored and sent to the webhook), then refresh."""

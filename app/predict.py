@@ -100,7 +100,13 @@ GROUPS = {
         "StreamingTV",
         "StreamingMovies",
     ),
-    "Contract and billing": ("Contract", "PaperlessBilling", "PaymentMethod", "MonthlyCharges", "TotalCharges"),
+    "Contract and billing": (
+        "Contract",
+        "PaperlessBilling",
+        "PaymentMethod",
+        "MonthlyCharges",
+        "TotalCharges",
+    ),
 }
 ACTION_COLUMNS = ["Action", "Churn probability after", "Risk reduction (points)"]
 
@@ -145,17 +151,15 @@ def field_problems(customer: dict[str, Any]) -> dict[str, str]:
 
 
 def actions_table(actions) -> pd.DataFrame:
-    rows = [
-        (a.description, round(a.probability_after, 4), round(a.reduction_points, 1)) for a in actions
-    ]
+    rows = [(a.description, round(a.probability_after, 4), round(a.reduction_points, 1)) for a in actions]
     return pd.DataFrame(rows, columns=ACTION_COLUMNS)
 
 
 def email_note(email) -> str:
     """Who wrote the email: the LLM model id, or the template and why."""
     if email.source == "groq":
-        return f"✉️ Written by the LLM **{email.model}** (Groq). Review before sending."
-    return f"✉️ Written from the **template**, not an LLM: {email.reason}."
+        return f"✉ Written by the LLM **{email.model}** (Groq). Review before sending."
+    return f"✉ Written from the **template**, not an LLM: {email.reason}."
 
 
 def explanation_markdown(assessment) -> str:
@@ -170,20 +174,21 @@ def build_tab(state: AppState) -> None:
     with gr.Row():
         with gr.Column(scale=5):
             for title, names in GROUPS.items():
-                with gr.Accordion(title, open=True):
-                    with gr.Row():
-                        for name in names:
-                            fields[name] = _field(name)
+                with gr.Accordion(title, open=True), gr.Row():
+                    for name in names:
+                        fields[name] = _field(name)
             with gr.Row():
                 predict_btn = gr.Button("Predict churn", variant="primary", elem_id="predict-btn")
                 high_btn = gr.Button("Example: high-risk customer", elem_id="example-high")
                 low_btn = gr.Button("Example: low-risk customer", elem_id="example-low")
         with gr.Column(scale=6):
             with gr.Row():
-                probability = gr.Number(label="Churn probability", placeholder="predict to see it", elem_id="probability")
+                probability = gr.Number(label="Churn probability", elem_id="probability")
                 risk = gr.Textbox(label="Risk level", elem_id="risk-level")
             explanation = gr.Markdown(elem_id="explanation")
-            chart = gr.Plot(label="What drives this prediction (SHAP, percentage points)", elem_id="shap-chart")
+            chart = gr.Plot(
+                label="What drives this prediction (SHAP, percentage points)", elem_id="shap-chart"
+            )
             actions = gr.Dataframe(
                 headers=ACTION_COLUMNS,
                 label="Retention actions, best first",

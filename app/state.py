@@ -55,7 +55,13 @@ class AppState:
             log.warning("cannot serve %s: %s", model, exc)
             return cls(root, model, None, f"Cannot load model {model!r}: {exc}")
         seconds = time.perf_counter() - start
-        log.info("serving %s (%s) from %s, loaded in %.2f s", predictor.model_name, predictor.model_version, root, seconds)
+        log.info(
+            "serving %s (%s) from %s, loaded in %.2f s",
+            predictor.model_name,
+            predictor.model_version,
+            root,
+            seconds,
+        )
         return cls(root, model, predictor, None, seconds)
 
     def once(self, key: str, make: Callable[[], Any]) -> Any:

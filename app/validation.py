@@ -14,7 +14,11 @@ from churn import validation
 log = logging.getLogger(__name__)
 
 GATE_COLUMNS = ["gate", "status", "value", "rule", "threshold", "note"]
-STATUS_ICON = {validation.PASS: "✅ pass", validation.FAIL: "❌ fail", validation.INSUFFICIENT: "➖ insufficient data"}
+STATUS_ICON = {
+    validation.PASS: "✓ pass",
+    validation.FAIL: "✗ fail",
+    validation.INSUFFICIENT: "– insufficient data",
+}
 
 
 def gates_table(gates: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -37,7 +41,7 @@ def gates_table(gates: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
 def verdict_markdown(report: dict[str, Any]) -> str:
     counts = report.get("counts", {})
-    head = "✅ **APPROVED** for deployment" if report.get("approved") else "❌ **NOT APPROVED** for deployment"
+    head = "✓ **APPROVED** for deployment" if report.get("approved") else "✗ **NOT APPROVED** for deployment"
     lines = [
         f"### {head}: the {report.get('model', 'challenger')}",
         f"{counts.get(validation.PASS, 0)} gates passed, {counts.get(validation.FAIL, 0)} failed, "
@@ -77,4 +81,6 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         """The challenger's verdict (Markdown), its gates (table) and the model card (Markdown)."""
         return load(state)
 
-    gr.on([tab.select, refresh.click], validation_report, outputs=[verdict, gates, card], api_name="validation")
+    gr.on(
+        [tab.select, refresh.click], validation_report, outputs=[verdict, gates, card], api_name="validation"
+    )

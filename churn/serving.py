@@ -176,9 +176,88 @@ def _threads_for(rows: int):
     return _threadpools().limit(limits=1, user_api="openmp")
 
 
+class _CompiledColumns:
+    """churn's fitted column transformer evaluated for validated rows, without per-call overhead.
+
+    For rows `_quick_valid` accepted (no missing values, known levels) the imputers change
+    nothing, so the transformer is: numbers → (x - mean) / scale, categories → one-hot of
+    `categories_`. These are the fitted parameters, read, not re-learned. `build` returns None
+    unless the pipeline has churn's layout and this reproduces the real transformer exactly on
+    probe rows covering every level. Single customers then cost microseconds instead of ~10 ms.
+    """
+
+    def __init__(self, num_cols, mean, scale, cat_cols, categories):
+        self.num_cols, self.cat_cols = list(num_cols), list(cat_cols)
+        self.mean, self.scale = np.asarray(mean, dtype="float64"), np.asarray(scale, dtype="float64")
+        self.index: list[dict[Any, int]] = []
+        offset = len(self.num_cols)
+        for levels in categories:
+            self.index.append({level: offset + k for k, level in enumerate(levels)})
+            offset += len(levels)
+        self.width = offset
+
+    def transform(self, records: list[dict]) -> np.ndarray:
+        out = np.zeros((len(records), self.width))
+        nums = np.array([[float(r[c]) for c in self.num_cols] for r in records], dtype="float64")
+        out[:, : len(self.num_cols)] = (nums - self.mean) / self.scale
+        for i, rec in enumerate(records):
+            for j, col in enumerate(self.cat_cols):
+                pos = self.index[j].get(rec[col])
+                if pos is not None:
+                    out[i, pos] = 1.0
+        return out
+
+    @classmethod
+    def build(cls, pipeline: Any) -> _CompiledColumns | None:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        from churn import features
+
+        inner = getattr(pipeline, "named_steps", {}).get("preprocess")
+        if not isinstance(inner, Pipeline) or [n for n, _ in inner.steps] != ["coerce", "columns"]:
+            return None
+        if getattr(inner.steps[0][1], "func", None) is not features._coerce:
+            return None
+        ct = inner.named_steps["columns"]
+        used = [t for t in getattr(ct, "transformers_", []) if not (t[1] == "drop" and not len(t[2]))]
+        if not isinstance(ct, ColumnTransformer) or [t[0] for t in used] != ["num", "cat"]:
+            return None
+        (_, num, num_cols), (_, cat, cat_cols) = used
+        num_steps, cat_steps = [type(e) for _, e in num.steps], [type(e) for _, e in cat.steps]
+        if num_steps not in ([SimpleImputer], [SimpleImputer, StandardScaler]):
+            return None
+        if cat_steps != [SimpleImputer, OneHotEncoder] or cat.steps[1][1].drop is not None:
+            return None
+        mean, scale = np.zeros(len(num_cols)), np.ones(len(num_cols))
+        if len(num_steps) == 2:
+            scaler = num.steps[1][1]
+            mean = scaler.mean_ if scaler.with_mean else mean
+            scale = scaler.scale_ if scaler.with_std else scale
+        compiled = cls(num_cols, mean, scale, cat_cols, cat.steps[1][1].categories_)
+        probe = _probe_records()
+        if not np.array_equal(compiled.transform(probe), pipeline[:-1].transform(pd.DataFrame(probe))):
+            log.warning("fast single-customer path disabled: it does not reproduce the pipeline exactly")
+            return None
+        return compiled
+
+
+def _probe_records() -> list[dict[str, Any]]:
+    """Four customers that together take every allowed level of every categorical feature."""
+    rows = []
+    for i in range(4):
+        rec: dict[str, Any] = {c: levels[i % len(levels)] for c, levels in schema.CATEGORICAL.items()}
+        rec.update(SeniorCitizen=i % 2, tenure=12 * i + 1, MonthlyCharges=20.5 + 30 * i)
+        rec["TotalCharges"] = rec["tenure"] * rec["MonthlyCharges"]
+        rows.append({f: rec[f] for f in schema.FEATURES})
+    return rows
+
+
 def _typed(record: dict[str, Any]) -> dict[str, Any]:
-    """Model-typed features of a record `_quick_valid` accepted (numbers as float, levels as text),
-    the values `data.coerce_features` gives, without a DataFrame round trip."""
+    """Model-typed features of a record `_quick_valid` accepted (numbers as float, levels as text):
+    the values `data.coerce_features` gives for such records, without a DataFrame round trip."""
     return {f: float(record[f]) if f in schema.NUMERIC else record[f] for f in schema.FEATURES}
 
 
@@ -271,6 +350,7 @@ class Predictor:
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._preprocess = pipeline[:-1]
         self._model = pipeline[-1]
+        self._compiled = _CompiledColumns.build(pipeline)
 
     @classmethod
     def load(
@@ -378,9 +458,7 @@ class Predictor:
             hits = [self._cache.get(k) for k in keys]
         if all(h is not None for h in hits):
             return np.vstack(hits)
-        # Plain object columns: the pipeline's first step coerces them ~3x faster than text dtypes.
-        frame = pd.DataFrame(given.records, columns=list(schema.FEATURES), dtype=object)
-        Xt = self._preprocess.transform(frame)
+        Xt = self._transform_checked(given.records)
         with self._lock:
             for key, row in zip(keys, Xt, strict=True):
                 self._cache[key] = row
@@ -388,6 +466,12 @@ class Predictor:
             while len(self._cache) > _CACHE_ROWS:
                 self._cache.popitem(last=False)
         return Xt
+
+    def _transform_checked(self, records: list[dict]) -> np.ndarray:
+        """Model matrix of records `_quick_valid` accepted (the compiled path when available)."""
+        if self._compiled is not None:
+            return self._compiled.transform(records)
+        return self._preprocess.transform(pd.DataFrame(records, columns=list(schema.FEATURES), dtype=object))
 
     def _log(
         self, given: _Customers, proba, levels, latency_ms: float, email: str | None = None

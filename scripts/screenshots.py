@@ -44,6 +44,8 @@ TABS = {
     "validation": "Validation",
 }
 TIMEOUT_MS = 60_000
+#: Screenshots stop here (the Validation tab's model card runs much longer).
+MAX_HEIGHT = 2200
 
 
 def launch_browser(playwright):
@@ -101,7 +103,9 @@ def tour(page, url: str, out_dir: Path, upload: Path) -> dict[str, Path]:
     def shoot(name: str) -> None:
         page.wait_for_timeout(800)  # let plotly finish its transitions
         shots[name] = out_dir / f"{name}.png"
-        page.screenshot(path=str(shots[name]), full_page=True)
+        height = min(page.evaluate("document.documentElement.scrollHeight"), MAX_HEIGHT)
+        clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}
+        page.screenshot(path=str(shots[name]), full_page=True, clip=clip)
 
     page.goto(url, wait_until="domcontentloaded")
     page.locator("#predict-btn").wait_for(timeout=TIMEOUT_MS)

@@ -75,13 +75,15 @@ def test_bad_input_shows_a_message_next_to_the_field_and_changes_nothing(page, a
     page.goto(app_url, wait_until="domcontentloaded")
     page.locator("#predict-btn").wait_for(timeout=shots.TIMEOUT_MS)
     tenure = page.locator("#field-tenure input")
+    before = page.locator("#probability input").input_value()
     tenure.fill("-3")
     page.click("#predict-btn")
     message = page.locator("#field-tenure div.validation-error")
     message.wait_for(timeout=shots.TIMEOUT_MS)
     assert message.inner_text() == "tenure must be between 0 and 1200"
-    assert page.locator("#probability input").input_value() == ""
+    assert page.locator("#probability input").input_value() == before
     assert page.locator("#shap-chart .js-plotly-plot").count() == 0
+    assert page.locator("#email textarea").input_value() == ""
     tenure.fill("30")
     page.click("#predict-btn")
     page.locator("#shap-chart .js-plotly-plot").first.wait_for(timeout=shots.TIMEOUT_MS)

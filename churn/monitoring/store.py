@@ -30,7 +30,8 @@ RISK_LEVELS = ("Low", "Medium", "High")
 SQLITE_BUSY_MS = 30_000
 #: Page cache per SQLite connection (KiB): the feature indexes stay in memory while logging and reading.
 SQLITE_CACHE_KB = 65_536
-#: Rows per INSERT statement (SQLAlchemy "insertmanyvalues" batches) and per chunked read.
+_MAX_ID = 2**63 - 1
+#: Customer ids per IN (…) lookup.
 BATCH_ROWS = 1_000
 MAX_TEXT = 200
 
@@ -759,8 +760,11 @@ class PredictionStore:
             k, n = key.label("k"), sa.func.count()
             parts = sa.union_all(
                 sa.select(k, n.label("n")).where(notnull).group_by(k),
-                sa.select(k, (-n).label("n")).where(notnull, predictions.c.id < lo).group_by(k),
-                sa.select(k, (-n).label("n")).where(notnull, predictions.c.id > hi).group_by(k),
+                # two-sided id ranges: the planner reads them by primary key, not by a full index scan
+                sa.select(k, (-n).label("n")).where(notnull, predictions.c.id.between(0, lo - 1)).group_by(k),
+                sa.select(k, (-n).label("n"))
+                .where(notnull, predictions.c.id.between(hi + 1, _MAX_ID))
+                .group_by(k),
             ).subquery()
             total = sa.func.sum(parts.c.n)
             stmt = sa.select(parts.c.k, total).group_by(parts.c.k).having(total > 0).order_by(parts.c.k)

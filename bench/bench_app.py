@@ -1,0 +1,207 @@
+"""The app end to end through gradio_client: /predict round trips, 8 clients at once, start-up time.
+
+    python bench/bench_app.py [--out bench/results/app.json] [--sequential 100] [--clients 8] [--per-client 25]
+
+Starts `python -m app` in a fresh process on 127.0.0.1 (the repository's models, or both specs
+trained on synthetic data in a temp dir), with the prediction log in a temporary SQLite file and
+no GROQ_API_KEY (template emails: nothing leaves the machine). Measures:
+- start-up: process start → first /predict answered (imports, model and SHAP explainer loaded once);
+- /predict round trip (validation, prediction, SHAP chart, retention actions, email, logging),
+  sequential, then with `--clients` gradio_client clients calling at the same time;
+- errors, and whether every answered prediction is in the log.
+Targets: p50 <= 150 ms sequential; 0 errors and every prediction logged with 8 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench_serving import customers, project_root
+from churn import schema
+from churn.io import save_json
+from churn.monitoring.store import PredictionStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"sequential_p50_ms": 150.0, "concurrent_errors": 0}
+STARTUP_TIMEOUT_S = 180
+log = logging.getLogger("bench_app")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "app.json"))
+    p.add_argument("--sequential", type=int, default=100, help="sequential /predict calls")
+    p.add_argument("--clients", type=int, default=8, help="concurrent gradio_client clients")
+    p.add_argument("--per-client", type=int, default=25, help="/predict calls per concurrent client")
+    return p.parse_args(argv)
+
+
+def records(n: int, seed: int) -> list[dict[str, Any]]:
+    """`n` different customers as /predict arguments (numbers as numbers, a blank TotalCharges as None)."""
+    df = customers(n, seed)[list(schema.FEATURES)]
+    out = []
+    for row in df.to_dict("records"):
+        for col in schema.NUMERIC_FEATURES:
+            text = str(row[col]).strip()
+            row[col] = None if not text else (int(text) if schema.NUMERIC[col][2] else float(text))
+        out.append(row)
+    return out
+
+
+def start_app(root: Path, port: int, env: dict[str, str]) -> tuple[subprocess.Popen, Any, float, float]:
+    """Start `python -m app`; return (process, client, seconds to listening, seconds to first /predict)."""
+    from gradio_client import Client
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--root", str(root), "--port", str(port), "--log-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = None
+    while client is None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        if time.perf_counter() - start > STARTUP_TIMEOUT_S:
+            proc.kill()
+            raise TimeoutError(f"the app did not answer within {STARTUP_TIMEOUT_S} s")
+        try:
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:
+            time.sleep(0.1)
+    listening = time.perf_counter() - start
+    client.predict(api_name="/predict")
+    return proc, client, listening, time.perf_counter() - start
+
+
+def timed_predict(client: Any, customer: dict[str, Any]) -> float:
+    t = time.perf_counter()
+    result = client.predict(**customer, api_name="/predict")
+    elapsed = 1000 * (time.perf_counter() - t)
+    if not 0.0 <= float(result[0]) <= 1.0:
+        raise ValueError(f"/predict returned {result[0]!r} first, not a probability")
+    return elapsed
+
+
+def concurrent(url: str, batches: list[list[dict[str, Any]]]) -> tuple[list[float], list[str], float]:
+    """One gradio_client per thread, all starting together; returns latencies, errors and wall time."""
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    clients = [Client(url, verbose=False) for _ in batches]
+    barrier = threading.Barrier(len(batches) + 1)
+
+    def work(client: Any, batch: list[dict[str, Any]]) -> None:
+        barrier.wait()
+        for customer in batch:
+            try:
+                ms = timed_predict(client, customer)
+                with lock:
+                    latencies.append(ms)
+            except Exception as exc:
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=work, args=(c, b)) for c, b in zip(clients, batches, strict=True)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return latencies, errors, time.perf_counter() - start
+
+
+def stats(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {
+        "n": int(a.size),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p95_ms": float(np.percentile(a, 95)),
+        "mean_ms": float(a.mean()),
+        "max_ms": float(a.max()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    sys.path.insert(0, str(ROOT))
+    import app
+
+    with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp:
+        root = project_root(Path(tmp))
+        db_url = f"sqlite:///{Path(tmp) / 'predictions.db'}"
+        env = {**os.environ, **app.QUIET_ENV, "CHURN_DB_URL": db_url}
+        env.pop("GROQ_API_KEY", None)
+        env.pop(app.AUTH_ENV, None)
+        port = app.free_port()
+        proc, client, listening, first = start_app(root, port, env)
+        try:
+            pool = records(args.sequential + args.clients * args.per_client + 5, seed=2024)
+            for customer in pool[:5]:
+                timed_predict(client, customer)  # warm-up
+            seq = [timed_predict(client, c) for c in pool[5 : 5 + args.sequential]]
+            rest = pool[5 + args.sequential :]
+            batches = [rest[i :: args.clients] for i in range(args.clients)]
+            lat, errors, wall = concurrent(f"http://127.0.0.1:{port}/", batches)
+            answered = 1 + 5 + len(seq) + len(lat)
+            logged = PredictionStore(db_url).count()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    result = {
+        "startup": {"seconds_to_listening": listening, "seconds_to_first_prediction": first},
+        "predict_sequential": stats(seq),
+        "predict_concurrent": {
+            **stats(lat),
+            "clients": args.clients,
+            "errors": len(errors),
+            "first_errors": errors[:3],
+            "throughput_per_s": len(lat) / wall,
+        },
+        "logging": {"answered": answered, "logged": logged, "every_prediction_logged": answered == logged},
+        "served_model": "champion",
+        "targets": TARGETS,
+        "met": {
+            "sequential_p50_ms": stats(seq)["p50_ms"] <= TARGETS["sequential_p50_ms"],
+            "concurrent_errors": len(errors) == TARGETS["concurrent_errors"] and answered == logged,
+        },
+        "cpus": os.cpu_count(),
+    }
+    save_json(result, args.out)
+    log.info(
+        "start-up %.1f s; /predict p50 %.0f ms / p95 %.0f ms sequential, p50 %.0f ms / p95 %.0f ms with %d "
+        "clients (%d errors, %.1f req/s); %d of %d predictions logged",
+        first,
+        result["predict_sequential"]["p50_ms"],
+        result["predict_sequential"]["p95_ms"],
+        result["predict_concurrent"]["p50_ms"],
+        result["predict_concurrent"]["p95_ms"],
+        args.clients,
+        len(errors),
+        result["predict_concurrent"]["throughput_per_s"],
+        logged,
+        answered,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
