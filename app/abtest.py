@@ -26,9 +26,14 @@ WORDS = {
 }
 
 
+def pipeline_choices() -> list[tuple[str, str]]:
+    """(label, reference) of the pipeline's own models."""
+    return [(label, ref) for ref, label in PIPELINE_MODELS.items()]
+
+
 def model_choices(state: AppState) -> list[tuple[str, str]]:
     """(label, reference) of the pipeline's models and every registered version."""
-    choices = [(label, ref) for ref, label in PIPELINE_MODELS.items()]
+    choices = pipeline_choices()
     try:
         name = section(state.params(), "mlflow.registered_model")
         for row in registry.list_versions(name, root=state.root):
@@ -174,7 +179,7 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         "McNemar's test on the paired predictions and a paired bootstrap of every metric."
     )
     with gr.Row():
-        choices = model_choices(state)
+        choices = pipeline_choices()  # registered versions join when the tab opens (no MLflow at start-up)
         model_a = gr.Dropdown(
             choices,
             value="champion",

@@ -262,9 +262,9 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
     runs = gr.Dataframe(
         label="Training runs (MLflow) — click a header to sort", interactive=False, elem_id="runs"
     )
-    with gr.Row(equal_height=True):
-        export = gr.Button("Export runs as CSV", size="sm", scale=0)
-        export_file = gr.File(label="Runs CSV", interactive=False, height=70, scale=1)
+    with gr.Accordion("Export every run (all params, metrics and tags) as CSV", open=False):
+        export = gr.Button("Export runs as CSV", size="sm")
+        export_file = gr.File(label="Runs CSV", interactive=False)
     with gr.Row():
         with gr.Column():
             metric = gr.Dropdown(label="Metric", allow_custom_value=True, elem_id="compare-metric")

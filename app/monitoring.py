@@ -153,6 +153,13 @@ def alerts_table(active: list, stored: list) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ALERT_COLUMNS)
 
 
+def drifted_first(table: pd.DataFrame) -> pd.DataFrame:
+    """The drift table with drifted columns on top (stable order otherwise)."""
+    if table.empty:
+        return table
+    return table.sort_values("drifted", ascending=False, kind="stable").reset_index(drop=True)
+
+
 def summary_markdown(r: dict[str, Any]) -> str:
     if not r["n"]:
         return f"### {r['window']}: no predictions logged\nPredictions made in the Predict and Batch tabs appear here."
@@ -224,7 +231,7 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
             distribution_figure(r["distribution"], r["summary"], unit),
             risk_figure(r["risk"], unit),
             r["alerts"],
-            drift.drift_table(r["drift"]).round(4),
+            drifted_first(drift.drift_table(r["drift"])).round(4),
             performance_figure(r["performance"]),
         )
 

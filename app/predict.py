@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from app.state import AppState
-from churn import schema
+from churn import schema, serving
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,8 @@ def check(**customer: Any) -> list[dict[str, Any]]:
 
 def field_problems(customer: dict[str, Any]) -> dict[str, str]:
     """{field: 'rule'} for every field of one customer that breaks the Telco schema."""
+    if serving._quick_valid([customer]):  # the Predictor's own fast check: surely valid
+        return {}
     try:
         schema.validate(
             pd.DataFrame([customer], columns=list(schema.FEATURES)),

@@ -11,7 +11,8 @@ Measures, for the champion and the challenger of params.yaml:
 - logging overhead per single prediction;
 - peak memory (max RSS) of `churn predict` on a 1,000,000-row CSV, in a fresh process.
 Uses models/*.joblib when present; otherwise trains both specs on synthetic data in a temp dir.
-Targets: challenger predict+explain p50 <= 15 ms; batch >= 0.8x bare and >= 50,000 rows/s;
+Targets (judged on wall time and on CPU time, the cost on an idle core): challenger
+predict+explain p50 <= 15 ms; batch >= 0.8x bare and >= 50,000 rows/s;
 logging <= 2 ms; 1M rows in <= 2 GB.
 """
 
@@ -84,66 +85,104 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "n": len(ms)}
 
 
-def timed(fn, items) -> list[float]:
-    out = []
-    for item in items:
-        start = time.perf_counter()
-        fn(item)
-        out.append(time.perf_counter() - start)
-    return out
+class Clock:
+    """Wall and CPU (process) time of a block: CPU time is what the work costs on an idle core."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def single(predictor: Predictor, people: list[dict]) -> dict:
-    """Per-customer latency of predict (logged) then explain of the same customer, and the parts."""
+    """Per customer: predict (logged) then explain of the same customer; the parts; logging cost."""
     predictor.explain(people[0])  # build the explainer once, as the app does at start-up
     predictor.predict(people[0])
-    parts: dict[str, list[float]] = {"predict_explain": [], "predict": [], "explain": []}
+    wall: dict[str, list[float]] = {"predict_explain": [], "predict": [], "explain": [], "actions": []}
+    cpu: list[float] = []
+    for k, customer in enumerate(people[1:]):
+        with Clock() as both:
+            with Clock() as pred:
+                predictor.predict(customer)
+            with Clock() as expl:
+                predictor.explain(customer)
+        wall["predict_explain"].append(both.wall)
+        wall["predict"].append(pred.wall)
+        wall["explain"].append(expl.wall)
+        cpu.append(both.cpu)
+        if k % 2 == 0:
+            with Clock() as act:
+                predictor.actions(customer)
+            wall["actions"].append(act.wall)
+    out = {key: percentiles(values) for key, values in wall.items()}
+    out["predict_explain"]["cpu_p50_ms"] = float(1000 * np.median(cpu))
+    # Logging cost: the same (memoised) customers with and without the log write, interleaved.
+    logged, unlogged = [], []
     for customer in people[1:]:
-        t0 = time.perf_counter()
-        predictor.predict(customer)
-        t1 = time.perf_counter()
-        predictor.explain(customer)
-        t2 = time.perf_counter()
-        parts["predict_explain"].append(t2 - t0)
-        parts["predict"].append(t1 - t0)
-        parts["explain"].append(t2 - t1)
-    out = {key: percentiles(values) for key, values in parts.items()}
-    out["actions"] = percentiles(timed(predictor.actions, people[1 : len(people) // 2]))
-    # Logging overhead: the same (memoised) customers with and without the log write, interleaved.
-    with_log, without = [], []
-    for customer in people[1:]:
-        with_log += timed(lambda c: predictor.predict(c, log=True), [customer])
-        without += timed(lambda c: predictor.predict(c, log=False), [customer])
-    out["logging_overhead_ms"] = float(1000 * (np.median(with_log) - np.median(without)))
+        with Clock() as on:
+            predictor.predict(customer, log=True)
+        with Clock() as off:
+            predictor.predict(customer, log=False)
+        logged.append((on.wall, on.cpu))
+        unlogged.append((off.wall, off.cpu))
+    on_wall, on_cpu = np.median(logged, axis=0)
+    off_wall, off_cpu = np.median(unlogged, axis=0)
+    out["logging_overhead_ms"] = float(1000 * (on_wall - off_wall))
+    out["logging_overhead_cpu_ms"] = float(1000 * (on_cpu - off_cpu))
     return out
+
+
+def best_of(fn, repeats: int = 3) -> tuple[float, float]:
+    """Fastest (wall, cpu) seconds of `repeats` runs: the least disturbed by other processes."""
+    runs = []
+    for _ in range(repeats):
+        with Clock() as c:
+            fn()
+        runs.append((c.wall, c.cpu))
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
 def batch(predictor: Predictor, frame: pd.DataFrame, csv_path: Path, tmp: Path) -> dict:
     """Rows/s: bare predict_proba vs Predictor.score_frame vs CSV-to-CSV `churn predict` (no log)."""
     X = frame[list(schema.FEATURES)]
-    start = time.perf_counter()
-    predictor.pipeline.predict_proba(X)
-    bare = len(X) / (time.perf_counter() - start)
     size = predictor.settings.chunk_size
-    start = time.perf_counter()
-    for i in range(0, len(frame), size):
-        predictor.score_frame(frame.iloc[i : i + size], log=False)
-    framed = len(frame) / (time.perf_counter() - start)
-    summary = score_csv(predictor, csv_path, tmp / "scored.csv", log=False, progress=False)
+
+    def framed() -> None:
+        for i in range(0, len(frame), size):
+            predictor.score_frame(frame.iloc[i : i + size], log=False)
+
+    def csv() -> None:
+        score_csv(predictor, csv_path, tmp / "scored.csv", log=False, progress=False)
+
+    n = len(frame)
+    bare = best_of(lambda: predictor.pipeline.predict_proba(X))
+    scored, csv_run = best_of(framed), best_of(csv, repeats=2)
     return {
-        "rows": len(frame),
-        "bare_predict_proba_rows_per_second": bare,
-        "score_frame_rows_per_second": framed,
-        "score_frame_vs_bare": framed / bare,
-        "csv_to_csv_rows_per_second": summary["rows_per_second"],
-        "csv_to_csv_vs_bare": summary["rows_per_second"] / bare,
+        "rows": n,
+        "bare_predict_proba_rows_per_second": n / bare[0],
+        "score_frame_rows_per_second": n / scored[0],
+        "score_frame_vs_bare": bare[0] / scored[0],
+        "csv_to_csv_rows_per_second": n / csv_run[0],
+        "csv_to_csv_vs_bare": bare[0] / csv_run[0],
+        "cpu": {
+            "bare_predict_proba_rows_per_second": n / bare[1],
+            "score_frame_rows_per_second": n / scored[1],
+            "score_frame_vs_bare": bare[1] / scored[1],
+            "csv_to_csv_rows_per_second": n / csv_run[1],
+        },
     }
 
 
 def explain_batch(predictor: Predictor, frame: pd.DataFrame) -> dict:
-    start = time.perf_counter()
-    predictor.score_frame(frame, explain_rows=True, log=False)
-    return {"rows": len(frame), "rows_per_second": len(frame) / (time.perf_counter() - start)}
+    with Clock() as c:
+        predictor.score_frame(frame, explain_rows=True, log=False)
+    return {
+        "rows": len(frame),
+        "rows_per_second": len(frame) / c.wall,
+        "cpu_rows_per_second": len(frame) / c.cpu,
+    }
 
 
 def write_csv_in_parts(path: Path, rows: int, seed: int, part: int = 100_000) -> None:
@@ -177,6 +216,33 @@ def peak_memory(root: Path, csv_path: Path, tmp: Path, rows: int) -> dict:
     }
 
 
+def met(results: dict) -> dict[str, bool]:
+    """Each target, judged on wall time and on CPU time (what an idle core would take)."""
+    out = {}
+    single = results["challenger"]["single"]
+    limit = TARGETS["challenger_predict_explain_p50_ms"]
+    out["challenger_predict_explain_p50_ms"] = single["predict_explain"]["p50_ms"] <= limit
+    out["challenger_predict_explain_p50_ms_cpu"] = single["predict_explain"]["cpu_p50_ms"] <= limit
+    for name in ("challenger", "champion"):
+        b = results[name]["batch"]
+        out[f"{name}_batch_vs_bare_ratio"] = b["score_frame_vs_bare"] >= TARGETS["batch_vs_bare_ratio"]
+        out[f"{name}_batch_vs_bare_ratio_cpu"] = (
+            b["cpu"]["score_frame_vs_bare"] >= TARGETS["batch_vs_bare_ratio"]
+        )
+        rate = TARGETS["batch_rows_per_second"]
+        out[f"{name}_batch_rows_per_second"] = b["score_frame_rows_per_second"] >= rate
+        out[f"{name}_batch_rows_per_second_cpu"] = b["cpu"]["score_frame_rows_per_second"] >= rate
+        s = results[name]["single"]
+        out[f"{name}_logging_overhead_ms"] = s["logging_overhead_ms"] <= TARGETS["logging_overhead_ms"]
+        out[f"{name}_logging_overhead_ms_cpu"] = (
+            s["logging_overhead_cpu_ms"] <= TARGETS["logging_overhead_ms"]
+        )
+    out["peak_memory_mb_1m_rows"] = (
+        results["memory_1m"]["peak_memory_mb"] <= TARGETS["peak_memory_mb_1m_rows"]
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -205,23 +271,8 @@ def main(argv: list[str] | None = None) -> dict:
         log.info("writing a %d-row CSV", args.rows_1m)
         write_csv_in_parts(big, args.rows_1m, seed=100)
         results["memory_1m"] = peak_memory(root, big, tmp, args.rows_1m)
-    ch, champ = results["challenger"], results["champion"]
     results["targets"] = TARGETS
-    results["met"] = {
-        "challenger_predict_explain_p50_ms": ch["single"]["predict_explain"]["p50_ms"]
-        <= TARGETS["challenger_predict_explain_p50_ms"],
-        "batch_vs_bare_ratio": min(ch["batch"]["score_frame_vs_bare"], champ["batch"]["score_frame_vs_bare"])
-        >= TARGETS["batch_vs_bare_ratio"],
-        "batch_rows_per_second": min(
-            ch["batch"]["score_frame_rows_per_second"], champ["batch"]["score_frame_rows_per_second"]
-        )
-        >= TARGETS["batch_rows_per_second"],
-        "logging_overhead_ms": max(
-            ch["single"]["logging_overhead_ms"], champ["single"]["logging_overhead_ms"]
-        )
-        <= TARGETS["logging_overhead_ms"],
-        "peak_memory_mb_1m_rows": results["memory_1m"]["peak_memory_mb"] <= TARGETS["peak_memory_mb_1m_rows"],
-    }
+    results["met"] = met(results)
     save_json(results, args.out)
     print(f"wrote {args.out}")
     for key, ok in results["met"].items():

@@ -101,7 +101,7 @@ def tour(page, url: str, out_dir: Path, upload: Path) -> dict[str, Path]:
     shots: dict[str, Path] = {}
 
     def shoot(name: str) -> None:
-        page.wait_for_timeout(800)  # let plotly finish its transitions
+        page.wait_for_timeout(400)  # let plotly finish its transitions
         shots[name] = out_dir / f"{name}.png"
         height = min(page.evaluate("document.documentElement.scrollHeight"), MAX_HEIGHT)
         clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}

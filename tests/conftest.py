@@ -146,7 +146,7 @@ def env_for():
 def project_root(tmp_path_factory) -> Path:
     """A small built project in a temporary directory, laid out as after `dvc repro`.
 
-    1,500 synthetic customers through the real stage mains: params.yaml, data/raw/synthetic.csv,
+    1,200 synthetic customers through the real stage mains: params.yaml, data/raw/synthetic.csv,
     data/prepared/{train,test}.parquet, models/{champion,challenger}.joblib, every metrics file
     (evaluate, fairness, robustness, ab_test, validation, model card), and the MLflow store
     `<root>/mlflow.db` with one report run per model and the registry aliases. The environment
@@ -159,7 +159,7 @@ def project_root(tmp_path_factory) -> Path:
 
     dest = tmp_path_factory.mktemp("project")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["synthesize"]["rows"] = 1500
+    params["synthesize"]["rows"] = 1200
     params["train"]["cv_folds"] = 0  # no cross-validation report: the fixture needs fitted models only
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp, threadpool_limits(1):

@@ -235,3 +235,29 @@ def test_mlflow_registry_uri_loads_the_same_model(serving_models, isolated_env, 
     assert by_run.model_version == run_id
     with pytest.raises(FileNotFoundError, match="models:/churn-test@nope: cannot load"):
         Predictor.load("models:/churn-test@nope", root=tmp_path, log=False)
+
+
+def test_fast_single_customer_path_reproduces_the_pipeline_exactly(serving_models, synthetic_raw):
+    """The compiled evaluation of the fitted column transformer equals the pipeline's, bit for bit."""
+    records = synthetic_raw[list(schema.FEATURES)].iloc[:300].to_dict("records")
+    for k, rec in enumerate(records[:50]):  # numbers as the app sends them
+        rec.update(
+            tenure=int(rec["tenure"]), MonthlyCharges=float(rec["MonthlyCharges"]), SeniorCitizen=k % 2
+        )
+    for name, pipe in serving_models.items():
+        predictor = Predictor(pipe, model_name=name, log=False)
+        assert predictor._compiled is not None, name
+        fast = predictor._transform_checked(records)
+        full = pipe[:-1].transform(pd.DataFrame(records))
+        assert np.array_equal(fast, full), name
+        one = predictor.predict(records[7])["churn_probability"].iloc[0]
+        assert one == pipe.predict_proba(pd.DataFrame([records[7]]))[0, 1]
+
+
+def test_other_pipeline_layouts_run_whole(nan_breaking_model, synthetic_raw):
+    predictor = Predictor(nan_breaking_model, model_name="other", log=False)
+    assert predictor._compiled is None
+    rows = synthetic_raw[list(schema.FEATURES)].head(5)
+    np.testing.assert_allclose(
+        predictor.predict(rows)["churn_probability"], nan_breaking_model.predict_proba(rows)[:, 1], atol=1e-15
+    )
