@@ -120,7 +120,7 @@ def _field(name: str) -> gr.components.Component:
         levels = list(schema.CATEGORICAL[name])
         return gr.Radio(levels, **common) if len(levels) == 2 else gr.Dropdown(levels, **common)
     lo, hi, whole = schema.NUMERIC[name]
-    info = f"{lo:g} to {hi:g}" + (", whole months" if whole else "")
+    info = f"{lo:,.0f} to {hi:,.0f}" + (", whole months" if whole else "")
     if name == "TotalCharges":
         info += "; may be empty when tenure is 0"
     return gr.Number(info=info, **common)

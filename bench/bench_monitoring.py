@@ -127,6 +127,15 @@ def fill(url: str, rows: int, monitor: Monitor) -> dict:
     return {"rows_logged": count, "load_seconds": seconds, "rows_per_second": rows / seconds}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    with open("/proc/self/status") as fh:
+        for text in fh:
+            if text.startswith("VmHWM:"):
+                return int(text.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def drift_child(url: str, window: int, splits: dict[str, str]) -> None:
     """In a fresh process: time drift on the last `window` predictions, report peak memory (JSON)."""
     store = PredictionStore(url)
@@ -140,7 +149,7 @@ def drift_child(url: str, window: int, splits: dict[str, str]) -> None:
         t = time.perf_counter()
         report = monitor.drift_window(Window(last=window))
         runs.append(time.perf_counter() - t)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     sys.stdout.write(
         json.dumps(
             {
@@ -161,6 +170,9 @@ def drift_child(url: str, window: int, splits: dict[str, str]) -> None:
 def scale(url: str, rows: int, monitor: Monitor, splits: dict[str, str]) -> dict:
     extra = rows // 20  # older predictions outside the window: the window is a real subset
     loaded = fill(url, rows + extra, monitor)
+    t = time.perf_counter()
+    os.sync()  # let the kernel write the freshly logged pages first: time the drift, not the write-back
+    loaded["sync_seconds"] = time.perf_counter() - t
     child = subprocess.run(
         [sys.executable, __file__, "--drift-child", url, "--rows", str(rows), "--splits", json.dumps(splits)],
         capture_output=True,

@@ -9,7 +9,6 @@ import math
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -33,7 +32,6 @@ REASON = "reason"
 ROW = "row"
 #: Rows up to which validation takes the pure-Python shortcut before the full schema check.
 _QUICK_ROWS = 16
-_CACHE_ROWS = 256
 _PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -345,8 +343,8 @@ class _Customers:
 class Predictor:
     """One loaded model serving predictions, explanations, retention actions and emails.
 
-    Thread-safe: the app calls it from many request threads; the explainer is built once, on
-    first use. Every valid prediction is logged to `store` unless logging is off.
+    Thread-safe: the app calls it from many request threads. `load` reads the model and builds
+    the explainer once. Every valid prediction is logged to `store` unless logging is off.
     """
 
     def __init__(
@@ -374,7 +372,6 @@ class Predictor:
         self._background = background
         self._explainer: explain.Explainer | None = None
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._preprocess = pipeline[:-1]
         self._model = pipeline[-1]
         self._compiled = _CompiledColumns.build(pipeline)
@@ -386,8 +383,14 @@ class Predictor:
         root: str | Path = ".",
         store: PredictionStore | None = None,
         log: bool = True,
+        *,
+        explainer: bool = True,
     ) -> Predictor:
-        """Load `model` ('champion', 'challenger', a .joblib path or an MLflow URI) with root/params.yaml."""
+        """Load `model` ('champion', 'challenger', a .joblib path or an MLflow URI) with root/params.yaml.
+
+        The SHAP explainer is built here too, once (`explainer=False` defers it to first use:
+        batch scoring without explanations never pays for it).
+        """
         root = Path(root)
         params_path = root / "params.yaml"
         params = load_params(params_path) if params_path.exists() else {}
@@ -396,6 +399,9 @@ class Predictor:
             pipeline, model_name=name, model_version=version, params=params, store=store, log=log, root=root
         )
         logging.getLogger(__name__).info("loaded model %s (%s) from %s", name, version, model)
+        if explainer:
+            with contextlib.suppress(explain.ExplainError):
+                predictor.explainer  # noqa: B018 - built once, here, not on a user's first request
         return predictor
 
     def __repr__(self) -> str:
@@ -419,11 +425,13 @@ class Predictor:
 
     @property
     def explainer(self) -> explain.Explainer:
-        """The SHAP explainer, built once (background: a seeded sample of the training split)."""
+        """The SHAP explainer, built once (`load` builds it; linear models explain against `background`)."""
         if self._explainer is None:
             with self._lock:
                 if self._explainer is None:
-                    self._explainer = explain.Explainer(self.pipeline, self.background())
+                    method, _ = explain.family_of(self._model)
+                    background = self.background() if method.startswith("linear") else None
+                    self._explainer = explain.Explainer(self.pipeline, background)
         return self._explainer
 
     def background(self) -> pd.DataFrame:
@@ -477,28 +485,14 @@ class Predictor:
         return given
 
     def _transform(self, given: _Customers) -> np.ndarray:
-        """The model matrix of raw customers; small inputs are memoised so explain after predict is free."""
+        """The model matrix of validated customers (the compiled path when the layout allows)."""
         if given.records is None:
             return self._preprocess.transform(given.X)
-        keys = [tuple(str(rec[f]) for f in schema.FEATURES) for rec in given.records]
-        with self._lock:
-            hits = [self._cache.get(k) for k in keys]
-        if all(h is not None for h in hits):
-            return np.vstack(hits)
-        Xt = self._transform_checked(given.records)
-        with self._lock:
-            for key, row in zip(keys, Xt, strict=True):
-                self._cache[key] = row
-                self._cache.move_to_end(key)
-            while len(self._cache) > _CACHE_ROWS:
-                self._cache.popitem(last=False)
-        return Xt
-
-    def _transform_checked(self, records: list[dict]) -> np.ndarray:
-        """Model matrix of records `_quick_valid` accepted (the compiled path when available)."""
         if self._compiled is not None:
-            return self._compiled.transform(records)
-        return self._preprocess.transform(pd.DataFrame(records, columns=list(schema.FEATURES), dtype=object))
+            return self._compiled.transform(given.records)
+        return self._preprocess.transform(
+            pd.DataFrame(given.records, columns=list(schema.FEATURES), dtype=object)
+        )
 
     def _log(
         self, given: _Customers, proba, levels, latency_ms: float, email: str | None = None

@@ -54,10 +54,15 @@ def project(project_root, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(project):
+def served(project):
     demo, url = serve(project)
-    yield Client(url, verbose=False, download_files=str(project / "downloads"))
+    yield demo, url
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(served, project):
+    return Client(served[1], verbose=False, download_files=str(project / "downloads"))
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +117,16 @@ def test_predict_uses_the_form_defaults_for_missing_fields(client, reference):
     probability = client.predict(tenure=5, api_name="/predict")[0]
     expected = reference.predict({**DEFAULT, "tenure": 5})[serving.PROBABILITY].iloc[0]
     assert probability == pytest.approx(float(expected), abs=1e-12)
+
+
+def test_eight_requests_at_once_are_all_served_and_logged(served, client, store):
+    demo, _ = served
+    assert demo._queue.default_concurrency_limit >= 8  # Gradio's default would serve one at a time
+    before = store.count()
+    jobs = [client.submit(**{**DEFAULT, "tenure": 10 + i}, api_name="/predict") for i in range(8)]
+    probabilities = [job.result(timeout=120)[0] for job in jobs]
+    assert all(0 <= p <= 1 for p in probabilities)
+    assert store.count() == before + 8
 
 
 def test_examples_fill_the_form_and_rank_risk(client):
@@ -335,3 +350,19 @@ def test_no_model_page_instead_of_a_traceback(tmp_path):
             client.predict(**DEFAULT, api_name="/predict")
     finally:
         demo.close()
+
+
+def test_launch_defaults_bind_locally_and_login_comes_from_env(monkeypatch):
+    from app import HOST, QUIET_ENV, launch_kwargs, parse_args, parse_auth
+
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    args = parse_args([])
+    assert (args.host, args.port, args.model) == ("127.0.0.1", 7860, "champion") and HOST == "127.0.0.1"
+    kwargs = launch_kwargs(args.host, args.port, parse_auth("analyst:s3:cret"))
+    assert kwargs["server_name"] == "127.0.0.1" and kwargs["auth"] == ("analyst", "s3:cret")
+    assert kwargs["allowed_paths"] == [] and kwargs["share"] is False
+    assert parse_auth(None) is None and parse_auth("") is None
+    for bad in ("analyst", "analyst:", ":s3cret"):
+        with pytest.raises(ValueError, match="CHURN_APP_AUTH must look like user:password"):
+            parse_auth(bad)
+    assert QUIET_ENV["GRADIO_ANALYTICS_ENABLED"] == "False" and QUIET_ENV["HF_HUB_OFFLINE"] == "1"

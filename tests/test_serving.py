@@ -237,8 +237,9 @@ def test_mlflow_registry_uri_loads_the_same_model(serving_models, isolated_env, 
         Predictor.load("models:/churn-test@nope", root=tmp_path, log=False)
 
 
-def test_fast_single_customer_path_reproduces_the_pipeline_exactly(serving_models, synthetic_raw):
-    """The compiled evaluation of the fitted column transformer equals the pipeline's, bit for bit."""
+def test_compiled_preprocessing_reproduces_the_pipeline_exactly(serving_models, synthetic_raw):
+    """The compiled evaluation of the fitted preprocessing equals the pipeline's, bit for bit,
+    for single customers (the app) and validated batches (the CLI)."""
     records = synthetic_raw[list(schema.FEATURES)].iloc[:300].to_dict("records")
     for k, rec in enumerate(records[:50]):  # numbers as the app sends them
         rec.update(
@@ -247,11 +248,14 @@ def test_fast_single_customer_path_reproduces_the_pipeline_exactly(serving_model
     for name, pipe in serving_models.items():
         predictor = Predictor(pipe, model_name=name, log=False)
         assert predictor._compiled is not None, name
-        fast = predictor._transform_checked(records)
+        fast = predictor._compiled.transform(records)
         full = pipe[:-1].transform(pd.DataFrame(records))
         assert np.array_equal(fast, full), name
         one = predictor.predict(records[7])["churn_probability"].iloc[0]
         assert one == pipe.predict_proba(pd.DataFrame([records[7]]))[0, 1]
+        batch = synthetic_raw[list(schema.FEATURES)]
+        assert batch["TotalCharges"].str.strip().eq("").any()  # first-month customers included
+        assert np.array_equal(predictor._compiled.transform_frame(batch), pipe[:-1].transform(batch)), name
 
 
 def test_other_pipeline_layouts_run_whole(nan_breaking_model, synthetic_raw):

@@ -112,7 +112,7 @@ def test_eight_threads_of_two_hundred_predictions_lose_and_duplicate_nothing(tmp
 
 def test_two_processes_write_concurrently(tmp_path):
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # the children open their own connections
     procs = [ctx.Process(target=_write_from_process, args=(url, 300, f"p{i}-")) for i in range(2)]
     for p in procs:
         p.start()

@@ -245,7 +245,7 @@ def score_csv(
 def _predict(args: argparse.Namespace) -> int:
     from churn.serving import Predictor
 
-    predictor = Predictor.load(args.model, log=not args.no_log)
+    predictor = Predictor.load(args.model, log=not args.no_log, explainer=args.explain)
     summary = score_csv(
         predictor,
         args.input,
