@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
-from bench_serving import customers, project_root
+from bench_serving import customers, percentiles, project_root
 
 from churn import schema
 from churn.io import save_json
@@ -46,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sequential", type=int, default=100, help="sequential /predict calls")
     p.add_argument("--clients", type=int, default=8, help="concurrent gradio_client clients")
     p.add_argument("--per-client", type=int, default=25, help="/predict calls per concurrent client")
+    p.add_argument("--http", type=int, default=50, help="sequential /predict calls over plain HTTP")
     return p.parse_args(argv)
 
 
@@ -62,9 +64,10 @@ def records(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def start_app(
-    root: Path, model: str, port: int, env: dict[str, str]
+    root: Path, model: str, port: int, env: dict[str, str], log_path: Path
 ) -> tuple[subprocess.Popen, Any, float, float]:
-    """Start `python -m app`; return (process, client, seconds to listening, seconds to first /predict)."""
+    """Start `python -m app` (its log to `log_path`); return (process, client, seconds to listening,
+    seconds to first /predict)."""
     from gradio_client import Client
 
     start = time.perf_counter()
@@ -85,13 +88,12 @@ def start_app(
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=log_path.open("w"),  # a file, not a pipe: nobody reads it while the app runs
     )
     client = None
     while client is None:
         if proc.poll() is not None:
-            raise RuntimeError(f"the app exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            raise RuntimeError(f"the app exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
         if time.perf_counter() - start > STARTUP_TIMEOUT_S:
             proc.kill()
             raise TimeoutError(f"the app did not answer within {STARTUP_TIMEOUT_S} s")
@@ -102,6 +104,27 @@ def start_app(
     listening = time.perf_counter() - start
     client.predict(api_name="/predict")
     return proc, client, listening, time.perf_counter() - start
+
+
+def timed_http(http: Any, base: str, customer: dict[str, Any]) -> float:
+    """/predict through Gradio's HTTP API as `curl` calls it (POST the values, GET the result stream)."""
+    t = time.perf_counter()
+    event = http.post(f"{base}gradio_api/call/predict", json={"data": [customer[f] for f in schema.FEATURES]})
+    event.raise_for_status()
+    stream = http.get(f"{base}gradio_api/call/predict/{event.json()['event_id']}", timeout=120).text
+    elapsed = 1000 * (time.perf_counter() - t)
+    if "event: complete" not in stream:
+        raise ValueError(f"/predict over HTTP did not complete: {stream[:300]}")
+    return elapsed
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc (None where there is no /proc)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return None
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_predict(client: Any, customer: dict[str, Any]) -> float:
@@ -146,13 +169,7 @@ def concurrent(url: str, batches: list[list[dict[str, Any]]]) -> tuple[list[floa
 
 def stats(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms)
-    return {
-        "n": int(a.size),
-        "p50_ms": float(np.percentile(a, 50)),
-        "p95_ms": float(np.percentile(a, 95)),
-        "mean_ms": float(a.mean()),
-        "max_ms": float(a.max()),
-    }
+    return {**percentiles(a / 1000), "mean_ms": float(a.mean()), "max_ms": float(a.max())}
 
 
 def measure(root: Path, model: str, env: dict[str, str], args: argparse.Namespace, clients: int) -> dict:
@@ -162,19 +179,25 @@ def measure(root: Path, model: str, env: dict[str, str], args: argparse.Namespac
     db_url = env["CHURN_DB_URL"]
     port = app.free_port()
     start = time.perf_counter()
-    proc, client, listening, first = start_app(root, model, port, env)
+    log_path = Path(env["CHURN_DB_URL"].removeprefix("sqlite:///")).with_suffix(".log")
+    proc, client, listening, first = start_app(root, model, port, env, log_path)
     try:
         pool = records(args.sequential + clients * args.per_client + 5, seed=2024)
         for customer in pool[:5]:
             timed_predict(client, customer)  # warm-up
+        server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
         seq = [timed_predict(client, c) for c in pool[5 : 5 + args.sequential]]
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = None if server_cpu is None else cpu_seconds(proc.pid) - server_cpu
+        with httpx.Client() as http:
+            raw = [timed_http(http, f"http://127.0.0.1:{port}/", c) for c in pool[5 : 5 + args.http]]
         rest = pool[5 + args.sequential :]
         lat, errors, wall = [], [], 0.0
         if clients:
             lat, errors, wall = concurrent(
                 f"http://127.0.0.1:{port}/", [rest[i::clients] for i in range(clients)]
             )
-        answered = 1 + 5 + len(seq) + len(lat)
+        answered = 1 + 5 + len(seq) + len(raw) + len(lat)
         store = PredictionStore(db_url)
         logged = store.count()
         # the Predictor's own time per request, as it logged it: the rest is the app, Gradio and HTTP
@@ -189,7 +212,12 @@ def measure(root: Path, model: str, env: dict[str, str], args: argparse.Namespac
             **stats(seq),
             "predictor_assess_p50_ms": float(np.median(served)),
             "app_and_http_overhead_p50_ms": float(np.median(np.asarray(seq) - served)),
+            # CPU per request: what a round trip costs on an idle core (this machine is shared)
+            "app_cpu_ms_per_request": None if server_cpu is None else 1000 * server_cpu / len(seq),
+            "client_cpu_ms_per_request": 1000 * client_cpu / len(seq),
         },
+        # the same calls over plain HTTP (what `curl` does): no gradio_client polling in the way
+        "predict_http": stats(raw),
         "logging": {"answered": answered, "logged": logged, "every_prediction_logged": answered == logged},
     }
     if clients:
@@ -201,14 +229,15 @@ def measure(root: Path, model: str, env: dict[str, str], args: argparse.Namespac
             "throughput_per_s": len(lat) / wall,
         }
     log.info(
-        "%s: start-up %.1f s; /predict p50 %.0f ms (Predictor %.0f, app + HTTP %.0f) / p95 %.0f ms sequential%s; "
-        "%d of %d logged (%.0f s)",
+        "%s: start-up %.1f s; /predict p50 %.0f ms (Predictor %.0f, app + HTTP %.0f) / p95 %.0f ms sequential, "
+        "p50 %.0f ms over plain HTTP%s; %d of %d logged (%.0f s)",
         model,
         first,
         out["predict_sequential"]["p50_ms"],
         out["predict_sequential"]["predictor_assess_p50_ms"],
         out["predict_sequential"]["app_and_http_overhead_p50_ms"],
         out["predict_sequential"]["p95_ms"],
+        out["predict_http"]["p50_ms"],
         (
             f"; p50 {out['predict_concurrent']['p50_ms']:.0f} ms / p95 {out['predict_concurrent']['p95_ms']:.0f} ms "
             f"with {clients} clients ({len(errors)} errors, {out['predict_concurrent']['throughput_per_s']:.1f} req/s)"
@@ -242,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     conc = main_run["predict_concurrent"]
     result = {
         **main_run,
-        "challenger_served": {k: runs["challenger"][k] for k in ("startup", "predict_sequential", "logging")},
+        "challenger_served": {
+            k: runs["challenger"][k] for k in ("startup", "predict_sequential", "predict_http", "logging")
+        },
         "targets": TARGETS,
         "met": {
             "sequential_p50_ms": main_run["predict_sequential"]["p50_ms"] <= TARGETS["sequential_p50_ms"],

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from churn import schema
@@ -188,16 +189,20 @@ def candidate_changes(
     return out
 
 
-def actions(pipeline: Any, customer: dict[str, Any], settings: RetentionSettings) -> list[Action]:
+def actions(model: Any, customer: dict[str, Any], settings: RetentionSettings) -> list[Action]:
     """What-ifs for one customer (raw feature values), re-scored in one batch, best first.
 
-    Keeps the changes that lower the churn probability by at least `min_reduction_points`,
-    at most `max_actions` of them, ranked by reduction.
+    `model` is a fitted pipeline, or a function from a list of customers (dicts of the 19
+    features) to churn probabilities. Keeps the changes that lower the churn probability by at
+    least `min_reduction_points`, at most `max_actions` of them, ranked by reduction.
     """
     base = {f: customer[f] for f in schema.FEATURES}
     changes = candidate_changes(base, settings)
     rows = [base] + [{**base, feature: new} for feature, new, _, _ in changes]
-    proba = pipeline.predict_proba(pd.DataFrame(rows, columns=list(schema.FEATURES)))[:, 1]
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(pd.DataFrame(rows, columns=list(schema.FEATURES)))[:, 1]
+    else:
+        proba = np.asarray(model(rows), dtype="float64")
     before = float(proba[0])
     found = [
         Action(feature, base[feature], new, description, offer, before, float(after))

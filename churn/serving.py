@@ -457,7 +457,7 @@ class Predictor:
         """
         if isinstance(customers, pd.DataFrame):
             records = None
-            if len(customers) <= _QUICK_ROWS:
+            if len(customers) <= _QUICK_ROWS and not customers.columns.duplicated().any():
                 names = list(customers.columns)
                 rows = customers.to_numpy(dtype=object).tolist()
                 records = [dict(zip(names, row, strict=True)) for row in rows]
@@ -472,6 +472,8 @@ class Predictor:
         else:
             rule = "customers must be a dict, a list of dicts or a DataFrame"
             raise schema.SchemaError([schema.Problem("*", rule)], source)
+        if len(given) == 0:
+            raise schema.SchemaError([schema.Problem("*", "no customers given")], source)
         if given.records is None or len(given.records) > _QUICK_ROWS or not _quick_valid(given.records):
             schema.validate(
                 given.frame,
@@ -617,8 +619,13 @@ class Predictor:
         return explain.explanation_from(att, 0, given.values(), top=self.settings.top_reasons)
 
     def _actions(self, given: _Customers) -> list[retention.Action]:
+        # What-ifs of a quickly validated customer are plain values too: score them on the fast path.
+        model = self.pipeline if given.records is None or self._compiled is None else self._score_records
         with _threads_for(1):
-            return retention.actions(self.pipeline, given.values(), self.retention)
+            return retention.actions(model, given.values(), self.retention)
+
+    def _score_records(self, records: list[dict]) -> np.ndarray:
+        return self._model.predict_proba(self._compiled.transform(records))[:, 1]
 
     def explain(self, customer: dict | pd.DataFrame) -> explain.Explanation:
         """SHAP explanation of one customer (see `churn.explain.Explanation` for the space stated)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn import data, schema
+from churn import data, retention, schema
 from churn.io import ParamsError
 from churn.monitoring.store import PredictionStore
 from churn.serving import Predictor, ServingSettings, risk_levels
@@ -103,6 +103,9 @@ def test_missing_field_and_wrong_types_are_errors(challenger, rows, store):
         challenger.predict(customer)
     with pytest.raises(schema.SchemaError, match="must be a dict, a list of dicts or a DataFrame"):
         challenger.predict("not a customer")
+    for empty in ([], rows.head(0)):
+        with pytest.raises(schema.SchemaError, match="no customers given"):
+            challenger.predict(empty)
     with pytest.raises(ValueError, match="expected one customer, got 2"):
         challenger.explain(rows.head(2))
     assert store.count() == 0
@@ -145,13 +148,18 @@ def test_score_frame_explains_in_probability_units(challenger, rows):
 
 def test_explanation_actions_and_email_for_one_customer(challenger, rows, monkeypatch):
     monkeypatch.delenv("GROQ_API_KEY", raising=False)
-    customer = rows.iloc[1].to_dict()
+    risky = rows[(rows["Contract"] == "Month-to-month") & (rows["InternetService"] == "Fiber optic")]
+    customer = risky.iloc[0].to_dict()
     explanation = challenger.explain(customer)
     proba = challenger.predict(customer, log=False)["churn_probability"].iloc[0]
     assert explanation.probability == pytest.approx(proba, abs=1e-12)
     assert explanation.space == "log_odds" and explanation.method == "tree_path_dependent"
-    for action in challenger.actions(customer):
+    found = challenger.actions(customer)
+    assert found, "a month-to-month fiber customer has offers that help"
+    for action in found:
         assert action.probability_after < action.probability_before == pytest.approx(proba, abs=1e-12)
+    settings = challenger.retention
+    assert found == retention.actions(challenger.pipeline, customer, settings)  # fast path = pipeline
     email = challenger.email(customer)
     assert email.source == "template" and email.reason_code == "no_api_key"
 
