@@ -48,8 +48,9 @@ class AppState:
             predictor.explainer  # noqa: B018 - build SHAP once now, not on the first request
         except FileNotFoundError as exc:
             log.warning("no model to serve: %s", exc)
-            missing_pipeline_model = model in ("champion", "challenger") or model.endswith(".joblib")
-            problem = NO_MODEL if missing_pipeline_model else f"Cannot load model {model!r}: {exc}"
+            problem = (
+                NO_MODEL if model in ("champion", "challenger") else f"Cannot load model {model!r}: {exc}"
+            )
             return cls(root, model, None, problem)
         except (ParamsError, ValueError) as exc:
             log.warning("cannot serve %s: %s", model, exc)
