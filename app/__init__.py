@@ -174,10 +174,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, load the model once, launch; blocks until the server stops."""
-    from churn.io import configure_logging
+    from churn.io import configure_logging, load_env_file
 
     args = parse_args(argv)
     configure_logging(args.log_level.upper())
+    load_env_file(Path(args.root) / ".env")
     try:
         auth = parse_auth(os.environ.get(AUTH_ENV))
     except ValueError as exc:

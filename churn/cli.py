@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from churn.io import configure_logging
+from churn.io import configure_logging, load_env_file
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level.upper())
+    load_env_file()
     try:
         code = args.func(args)
     except UsageError as exc:

@@ -64,7 +64,7 @@ def coerce_features(df: pd.DataFrame) -> pd.DataFrame:
     This is the first step of every model pipeline, so raw CSV rows (TotalCharges blank) and
     prepared rows go through the same code. Values that are not numbers become NaN.
     """
-    out = pd.DataFrame(index=df.index)
+    columns: dict[str, pd.Series] = {}
     for col in schema.FEATURES:
         values = df[col]
         if col in schema.NUMERIC_FEATURES:
@@ -72,10 +72,10 @@ def coerce_features(df: pd.DataFrame) -> pd.DataFrame:
             if col == "TotalCharges":
                 tenure = pd.to_numeric(df["tenure"], errors="coerce")
                 num = num.mask(num.isna() & tenure.eq(0) & _blank_total(df), 0.0)
-            out[col] = num
+            columns[col] = num
         else:
-            out[col] = values.astype("object").where(values.notna(), np.nan)
-    return out
+            columns[col] = values.astype("object").where(values.notna(), np.nan)
+    return pd.DataFrame(columns, index=df.index)
 
 
 def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -131,6 +131,16 @@ def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def load_env_file(path: str | Path = ".env") -> bool:
+    """Load secrets (GROQ_API_KEY, …) from a git-ignored `.env`; variables already set win.
+
+    Called by the CLI and the app at start-up; values are never logged.
+    """
+    from dotenv import load_dotenv
+
+    return load_dotenv(path, override=False) if Path(path).is_file() else False
+
+
 def save_model(model: Any, path: str | Path) -> None:
     """joblib-dump a fitted pipeline atomically."""
     import joblib

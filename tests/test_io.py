@@ -61,3 +61,17 @@ def test_atomic_write_has_normal_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "card.md").stat().st_mode) == 0o644
+
+
+def test_env_file_fills_only_unset_variables(tmp_path, monkeypatch):
+    env = tmp_path / ".env"
+    env.write_text("CHURN_TEST_SECRET=from-file\nCHURN_TEST_KEPT=from-file\n")
+    monkeypatch.delenv("CHURN_TEST_SECRET", raising=False)
+    monkeypatch.setenv("CHURN_TEST_KEPT", "from-env")
+    assert io.load_env_file(env) is True
+    import os
+
+    assert os.environ["CHURN_TEST_SECRET"] == "from-file"
+    assert os.environ["CHURN_TEST_KEPT"] == "from-env"
+    monkeypatch.delenv("CHURN_TEST_SECRET")
+    assert io.load_env_file(tmp_path / "missing.env") is False
