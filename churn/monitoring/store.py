@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 DEFAULT_URL = "sqlite:///predictions.db"
 RISK_LEVELS = ("Low", "Medium", "High")
 #: Milliseconds a SQLite writer waits for another writer's lock before giving up.
+CREATE_ATTEMPTS = 8  # concurrent first start-ups race to create the tables
 SQLITE_BUSY_MS = 30_000
 #: Page cache per SQLite connection (KiB): the feature indexes stay in memory while logging and reading.
 SQLITE_CACHE_KB = 65_536
@@ -554,11 +556,16 @@ class PredictionStore:
         self.clock = clock
         self.engine = _make_engine(self.url)
         self.dialect = self.engine.dialect.name
-        try:
-            metadata.create_all(self.engine)
-        except (OperationalError, ProgrammingError):
-            # Another process created the tables between our check and our CREATE: check again.
-            metadata.create_all(self.engine)
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                metadata.create_all(self.engine)
+                break
+            except (OperationalError, ProgrammingError):
+                # Another process created a table or index between our check and our CREATE
+                # (several tables, so this can happen more than once): check again.
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def __repr__(self) -> str:
         return f"PredictionStore({self.engine.url.render_as_string(hide_password=True)!r})"
