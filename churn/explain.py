@@ -17,14 +17,7 @@ log = logging.getLogger(__name__)
 
 #: Where `base_value` and `contributions` live: churn probability, or the model's log-odds margin.
 SPACES = ("probability", "log_odds")
-_ADDON_NAMES = {
-    "OnlineSecurity": "online security",
-    "OnlineBackup": "online backup",
-    "DeviceProtection": "device protection",
-    "TechSupport": "tech support",
-    "StreamingTV": "streaming TV",
-    "StreamingMovies": "streaming movies",
-}
+_ADDON_NAMES = schema.ADDON_LABELS
 _YES_NO_PHRASES = {
     "PaperlessBilling": ("Paper billing", "Paperless billing"),
     "PhoneService": ("Having no phone service", "Having phone service"),

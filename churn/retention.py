@@ -33,14 +33,7 @@ ACTIONABLE = (
 )
 _AUTOMATIC = ("Bank transfer (automatic)", "Credit card (automatic)")
 _LONGER = {"Month-to-month": ("One year", "Two year"), "One year": ("Two year",)}
-_ADDON_WORDS = {
-    "OnlineSecurity": "online security",
-    "OnlineBackup": "online backup",
-    "DeviceProtection": "device protection",
-    "TechSupport": "tech support",
-    "StreamingTV": "streaming TV",
-    "StreamingMovies": "streaming movies",
-}
+_ADDON_WORDS = schema.ADDON_LABELS
 #: Features `candidate_changes` knows an offer for.
 SUPPORTED = ("Contract", "PaymentMethod", *_ADDON_WORDS, "PaperlessBilling", "MonthlyCharges")
 _UNAVAILABLE_MODEL_CODES = ("model_decommissioned", "model_not_found")

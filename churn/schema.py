@@ -21,6 +21,15 @@ INTERNET_ADDONS = (
     "StreamingTV",
     "StreamingMovies",
 )
+#: Plain-language names of the internet add-ons (explanations, actions, emails).
+ADDON_LABELS: dict[str, str] = {
+    "OnlineSecurity": "online security",
+    "OnlineBackup": "online backup",
+    "DeviceProtection": "device protection",
+    "TechSupport": "tech support",
+    "StreamingTV": "streaming TV",
+    "StreamingMovies": "streaming movies",
+}
 
 #: Allowed levels of every categorical column, in the order of the real file's levels.
 CATEGORICAL: dict[str, tuple[str, ...]] = {
