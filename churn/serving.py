@@ -177,7 +177,7 @@ def _threads_for(rows: int):
 class _CompiledColumns:
     """churn's fitted preprocessing evaluated for validated rows, without per-call overhead.
 
-    For rows `_quick_valid` accepted (no missing values, known levels) the imputers change
+    For rows `quick_valid` accepted (no missing values, known levels) the imputers change
     nothing, so the transformer is: numbers → (x - mean) / scale, categories → one-hot of
     `categories_`. These are the fitted parameters, read, not re-learned. `build` returns None
     unless the pipeline has churn's layout and this reproduces the real transformer exactly on
@@ -281,7 +281,7 @@ def _probe_records() -> list[dict[str, Any]]:
 
 
 def _typed(record: dict[str, Any]) -> dict[str, Any]:
-    """Model-typed features of a record `_quick_valid` accepted (numbers as float, levels as text):
+    """Model-typed features of a record `quick_valid` accepted (numbers as float, levels as text):
     the values `data.coerce_features` gives for such records, without a DataFrame round trip."""
     return {f: float(record[f]) if f in schema.NUMERIC else record[f] for f in schema.FEATURES}
 
@@ -291,7 +291,7 @@ def _customer_id(value: Any) -> str | None:
     return text[:64] or None
 
 
-def _quick_valid(records: list[dict[str, Any]]) -> bool:
+def quick_valid(records: list[dict[str, Any]]) -> bool:
     """True when every record surely passes the schema (pure Python; False means 'check fully')."""
     allowed = set(schema.COLUMNS)
     for rec in records:
@@ -474,7 +474,7 @@ class Predictor:
             raise schema.SchemaError([schema.Problem("*", rule)], source)
         if len(given) == 0:
             raise schema.SchemaError([schema.Problem("*", "no customers given")], source)
-        if given.records is None or len(given.records) > _QUICK_ROWS or not _quick_valid(given.records):
+        if given.records is None or len(given.records) > _QUICK_ROWS or not quick_valid(given.records):
             schema.validate(
                 given.frame,
                 require_target=False,
