@@ -233,16 +233,17 @@ def set_alias(state: AppState, version: str, alias: str, reason: str = "", force
                 f"promotion refused: {exc}. Tick 'force' and give a reason to override"
             ) from exc
         verdict, ab = {}, {}
-    why = registry.check_promotion(verdict, ab, force=force, reason=reason, model_md5=md5)
-    result = registry.set_alias(
-        name,
-        str(version),
-        registry.CHAMPION,
+    result = registry.promote_checked(
+        verdict,
+        ab,
+        force=force,
+        reason=reason,
+        registered_model=name,
         params_path=state.params_path,
-        root=state.root,
         experiment=experiment,
-        reason=why,
-        forced=force,
+        model_md5=md5,
+        version=str(version),
+        root=state.root,
     )
     previous = result.get("previous_champion")
     archived = f"; version {previous} archived" if previous and previous != result["version"] else ""

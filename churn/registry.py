@@ -533,6 +533,33 @@ def promote(
     }
 
 
+def promote_checked(
+    validation: dict[str, Any],
+    ab_test: dict[str, Any],
+    *,
+    force: bool,
+    reason: str,
+    registered_model: str,
+    params_path: str | Path,
+    experiment: str = "churn",
+    model_md5: str | None = None,
+    version: str | None = None,
+    root: str | Path = ".",
+) -> dict[str, Any]:
+    """`check_promotion`, then `promote`: the one path `churn promote` and the app's champion button take."""
+    why = check_promotion(validation, ab_test, force=force, reason=reason, model_md5=model_md5)
+    return promote(
+        registered_model=registered_model,
+        params_path=params_path,
+        experiment=experiment,
+        model_md5=model_md5,
+        version=version,
+        reason=why,
+        forced=force,
+        root=root,
+    )
+
+
 def set_alias(
     registered_model: str,
     version: str,

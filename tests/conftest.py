@@ -403,3 +403,22 @@ def monitor_root(tmp_path, prepared, fitted, monkeypatch) -> Path:
     monkeypatch.setenv("CHURN_DB_URL", f"sqlite:///{tmp_path / 'predictions.db'}")
     monkeypatch.delenv("CHURN_ALERT_WEBHOOK", raising=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def private_project(project_root, tmp_path_factory):
+    """`with private_project(name) as root:` a copy of the built project with its own MLflow
+    store and prediction log, and no Groq key (tests that change the project use a copy)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def make(name: str):
+        root = tmp_path_factory.mktemp(name) / "project"
+        shutil.copytree(project_root, root)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+            mp.setenv("CHURN_DB_URL", f"sqlite:///{root / 'predictions.db'}")
+            mp.delenv("GROQ_API_KEY", raising=False)
+            yield root
+
+    return make

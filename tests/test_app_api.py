@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from datetime import date
 
 import httpx
@@ -42,14 +41,9 @@ EXPECTED_ENDPOINTS = {
 
 
 @pytest.fixture(scope="module")
-def project(project_root, tmp_path_factory):
+def project(private_project):
     """A private copy of the built project (the registry tests change it) with its own stores."""
-    root = tmp_path_factory.mktemp("app_api") / "project"
-    shutil.copytree(project_root, root)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        mp.setenv("CHURN_DB_URL", f"sqlite:///{root / 'predictions.db'}")
-        mp.delenv("GROQ_API_KEY", raising=False)
+    with private_project("app_api") as root:
         yield root
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
@@ -37,13 +36,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(project_root, tmp_path_factory):
-    root = tmp_path_factory.mktemp("app_browser") / "project"
-    shutil.copytree(project_root, root)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        mp.setenv("CHURN_DB_URL", f"sqlite:///{root / 'predictions.db'}")
-        mp.delenv("GROQ_API_KEY", raising=False)
+def app_url(private_project):
+    with private_project("app_browser") as root:
         shots.seed_traffic(root, n=300)
         demo, url = serve(root)
         yield url

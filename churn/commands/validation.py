@@ -90,14 +90,15 @@ def _promote(args: argparse.Namespace) -> int:
     if not Path(args.model).exists():
         raise UsageError(f"{args.model}: challenger model not found (run `dvc repro`)")
     md5 = file_md5(args.model)
-    reason = registry.check_promotion(verdict, ab, force=args.force, reason=args.reason, model_md5=md5)
-    result = registry.promote(
+    result = registry.promote_checked(
+        verdict,
+        ab,
+        force=args.force,
+        reason=args.reason,
         registered_model=name,
         params_path=args.params,
         experiment=experiment,
         model_md5=md5,
-        reason=reason,
-        forced=args.force,
     )
     previous = result["previous_champion"]
     sys.stdout.write(
