@@ -161,8 +161,12 @@ class Explainer:
         """SHAP values of every row of raw customers `X` (the 19 features), per original feature."""
         return self.attribute_matrix(self.preprocess.transform(X[self.features]))
 
-    def attribute_matrix(self, Xt: np.ndarray) -> Attribution:
-        """As `attribute`, for rows already through the pipeline's preprocessing."""
+    def attribute_matrix(self, Xt: np.ndarray, probability: np.ndarray | None = None) -> Attribution:
+        """As `attribute`, for rows already through the pipeline's preprocessing.
+
+        `probability`: the model's churn probabilities of these rows when the caller has them
+        (the serving fast path); otherwise the model computes them.
+        """
         if self.method == "tree_path_dependent":
             raw = self._shap.shap_values(Xt, check_additivity=False)
         else:
@@ -171,7 +175,9 @@ class Explainer:
         if raw.ndim == 3:
             raw = raw[:, :, 1]
         values = raw @ self._sum
-        probability = self.model.predict_proba(Xt)[:, 1].astype("float64")
+        if probability is None:
+            probability = self.model.predict_proba(Xt)[:, 1]
+        probability = np.asarray(probability, dtype="float64")
         if self.space == "probability":
             return Attribution(
                 self.space, self.method, self.base_value, values, probability, self.base_value, values * 100

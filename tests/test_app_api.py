@@ -276,7 +276,7 @@ def test_ab_test_with_a_registered_version_and_bad_choices(client):
         client.predict("champion", "models:/churn-model/99", api_name="/ab_test")
 
 
-def test_runs_comparisons_and_export(client):
+def test_runs_comparisons_and_export(client, project):
     out = client.predict(api_name="/runs")
     note, runs, metric, compare, dvc_note, registry_df = out[0], out[1], out[2], out[3], out[7], out[9]
     assert note.startswith("2 run(s) in MLflow")
@@ -289,7 +289,9 @@ def test_runs_comparisons_and_export(client):
     assert "not a DVC repository" in dvc_note
     assert {row[1] for row in registry_df["data"]} == {"champion", "challenger"}
     scatter = traces(client.predict("n_estimators", "test.accuracy", api_name="/param_impact"))
-    assert [trace["x"] for trace in scatter] == [[100]]
+    specs = yaml.safe_load((project / "params.yaml").read_text())["models"].values()
+    trees = sorted(float(s["params"]["n_estimators"]) for s in specs if "n_estimators" in s.get("params", {}))
+    assert trees and sorted(x for trace in scatter for x in trace["x"]) == trees
     assert len(traces(client.predict("test.f1", api_name="/compare_runs"))) == 2
     exported = pd.read_csv(client.predict(api_name="/export_runs"))
     assert len(exported) == 2

@@ -17,7 +17,9 @@ def _small(repo):
     params = yaml.safe_load(path.read_text())
     params["synthesize"]["rows"] = 1500
     params["train"]["cv_folds"] = 2
-    params["models"]["champion"]["params"]["n_estimators"] = 25
+    for spec in params["models"].values():  # fewer trees for the forests among the specs
+        if "n_estimators" in spec.get("params", {}):
+            spec["params"]["n_estimators"] = 25
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -46,7 +48,7 @@ def test_experiment_run_show_and_diffs(repo_copy, sh, env_for, tmp_path):
     assert "didn't change" in out and "Running stage" not in out
 
     sh(
-        ["dvc", "exp", "run", "-n", "shallow", "-S", "models.challenger.params.max_iter=15"],
+        ["dvc", "exp", "run", "-n", "leafy", "-S", "models.challenger.params.min_samples_leaf=5"],
         repo_copy,
         env,
         timeout=900,
@@ -54,16 +56,16 @@ def test_experiment_run_show_and_diffs(repo_copy, sh, env_for, tmp_path):
     show = json.loads(sh(["dvc", "exp", "show", "--json"], repo_copy, env).stdout)
     exps = [e for rev in show for e in (rev.get("experiments") or [])]
     names = [r.get("name") for e in exps for r in e.get("revs", [])]
-    assert "shallow" in names, names
-    run = next(r for e in exps for r in e["revs"] if r.get("name") == "shallow")
+    assert "leafy" in names, names
+    run = next(r for e in exps for r in e["revs"] if r.get("name") == "leafy")
     data = run["data"]
-    assert data["params"]["params.yaml"]["data"]["models"]["challenger"]["params"]["max_iter"] == 15
+    assert data["params"]["params.yaml"]["data"]["models"]["challenger"]["params"]["min_samples_leaf"] == 5
     new = data["metrics"]["metrics/evaluate/challenger.json"]["data"]
     assert new["roc_auc"] != base["roc_auc"]
 
     params_diff = json.loads(sh(["dvc", "params", "diff", "--json"], repo_copy, env).stdout)
-    changed = params_diff["params.yaml"]["models.challenger.params.max_iter"]
-    assert (changed["old"], changed["new"]) == (100, 15)
+    changed = params_diff["params.yaml"]["models.challenger.params.min_samples_leaf"]
+    assert (changed["old"], changed["new"]) == (20, 5)
     metrics_diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo_copy, env).stdout)
     auc = metrics_diff["metrics/evaluate/challenger.json"]["roc_auc"]
     assert auc["old"] == base["roc_auc"] and auc["new"] == new["roc_auc"]
@@ -81,4 +83,4 @@ def test_experiment_run_show_and_diffs(repo_copy, sh, env_for, tmp_path):
         tags = con.execute(
             "select t.value, count(*) from tags t where t.key = 'dvc_exp_name' group by t.value"
         ).fetchall()
-    assert dict(tags).get("shallow", 0) >= 1, tags
+    assert dict(tags).get("leafy", 0) >= 1, tags

@@ -153,7 +153,8 @@ def test_explanation_actions_and_email_for_one_customer(challenger, rows, monkey
     explanation = challenger.explain(customer)
     proba = challenger.predict(customer, log=False)["churn_probability"].iloc[0]
     assert explanation.probability == pytest.approx(proba, abs=1e-12)
-    assert explanation.space == "log_odds" and explanation.method == "tree_path_dependent"
+    space = "probability" if "Forest" in type(challenger.pipeline[-1]).__name__ else "log_odds"
+    assert explanation.space == space and explanation.method == "tree_path_dependent"
     found = challenger.actions(customer)
     assert found, "a month-to-month fiber customer has offers that help"
     for action in found:

@@ -20,7 +20,9 @@ def workdir(tmp_path, monkeypatch, root):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["synthesize"]["rows"] = 1200
     params["train"]["cv_folds"] = 2
-    params["models"]["champion"]["params"]["n_estimators"] = 20
+    for spec in params["models"].values():  # fewer trees for the forests among the specs
+        if "n_estimators" in spec.get("params", {}):
+            spec["params"]["n_estimators"] = 20
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     return tmp_path
