@@ -98,7 +98,7 @@ def start_app(
             proc.kill()
             raise TimeoutError(f"the app did not answer within {STARTUP_TIMEOUT_S} s")
         try:
-            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
         except Exception:
             time.sleep(0.1)
     listening = time.perf_counter() - start
@@ -143,7 +143,7 @@ def concurrent(url: str, batches: list[list[dict[str, Any]]]) -> tuple[list[floa
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
-    clients = [Client(url, verbose=False) for _ in batches]
+    clients = [Client(url, verbose=False, analytics_enabled=False) for _ in batches]
     barrier = threading.Barrier(len(batches) + 1)
 
     def work(client: Any, batch: list[dict[str, Any]]) -> None:

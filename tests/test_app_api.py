@@ -56,7 +56,9 @@ def served(project):
 
 @pytest.fixture(scope="module")
 def client(served, project):
-    return Client(served[1], verbose=False, download_files=str(project / "downloads"))
+    return Client(
+        served[1], verbose=False, download_files=str(project / "downloads"), analytics_enabled=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -338,8 +340,8 @@ def test_no_model_page_instead_of_a_traceback(tmp_path):
     demo, url = serve(tmp_path, auth=("analyst", "s3cret"))
     try:
         with pytest.raises(Exception):  # noqa: B017 - any refusal: the login is required
-            Client(url, verbose=False)
-        client = Client(url, auth=("analyst", "s3cret"), verbose=False)
+            Client(url, verbose=False, analytics_enabled=False)
+        client = Client(url, auth=("analyst", "s3cret"), verbose=False, analytics_enabled=False)
         assert "No model has been built yet — run `dvc repro`" in client.predict(api_name="/status")
         assert set(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == {"/status"}
         with pytest.raises((AppError, ValueError)):
