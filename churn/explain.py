@@ -338,6 +338,7 @@ def waterfall_figure(explanation: Explanation, top: int = 8):
             x=values,
             text=text,
             textposition="outside",
+            cliponaxis=False,  # labels of bars near the edge stay readable in the margin
             increasing={"marker": {"color": "#d62728"}},
             decreasing={"marker": {"color": "#2ca02c"}},
             totals={"marker": {"color": "#1f77b4"}},
@@ -347,7 +348,7 @@ def waterfall_figure(explanation: Explanation, top: int = 8):
         title=f"Why churn probability is {_pct(explanation.probability)}",
         xaxis_title="Churn probability (%)",
         yaxis={"autorange": "reversed"},
-        margin={"l": 10, "r": 40, "t": 50, "b": 40},
+        margin={"l": 10, "r": 70, "t": 50, "b": 40},
         showlegend=False,
     )
     return fig
