@@ -89,17 +89,7 @@ LABELS = {
 }
 GROUPS = {
     "Customer": ("gender", "SeniorCitizen", "Partner", "Dependents", "tenure"),
-    "Services": (
-        "PhoneService",
-        "MultipleLines",
-        "InternetService",
-        "OnlineSecurity",
-        "OnlineBackup",
-        "DeviceProtection",
-        "TechSupport",
-        "StreamingTV",
-        "StreamingMovies",
-    ),
+    "Services": ("PhoneService", "MultipleLines", "InternetService", *schema.INTERNET_ADDONS),
     "Contract and billing": (
         "Contract",
         "PaperlessBilling",
