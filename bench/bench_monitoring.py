@@ -41,7 +41,7 @@ from churn.monitoring.monitor import Monitor, Settings
 from churn.monitoring.store import PredictionStore, Window
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "telco-customer-churn.csv"
+REAL = io.real_data_path()  # CHURN_REAL_DATA; the real-data check is skipped without it
 WINDOW = 500
 TARGETS = {"seconds": 5.0, "peak_mb": 1536.0, "false_alarm_rate": 0.05, "power": 0.95}
 CHUNK = 100_000

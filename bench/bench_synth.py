@@ -19,11 +19,10 @@ import numpy as np
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from churn import data, model, synth
-from churn.io import save_json
+from churn.io import REAL_DATA_ENV, REAL_DATA_HINT, real_data_path, save_json
 from churn.monitoring import drift
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "telco-customer-churn.csv"
 ROWS, SEED = 7043, 42
 MODELS = {
     "logistic_regression": {"estimator": "logistic_regression", "params": {}},
@@ -36,9 +35,14 @@ log = logging.getLogger("bench_synth")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--real", default=str(REAL), help="the real Telco CSV (default: ../shared/data)")
+    p.add_argument(
+        "--real", default=str(real_data_path()), help=f"the real Telco CSV (default: ${REAL_DATA_ENV})"
+    )
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "synth_fidelity.json"))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not Path(args.real).is_file():
+        p.error(f"{args.real}: not found; {REAL_DATA_HINT}")
+    return args
 
 
 def generation_seconds(repeats: int = 5) -> float:

@@ -19,9 +19,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from churn import data, model
+from churn.io import REAL_DATA_ENV, REAL_DATA_HINT, real_data_path
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "telco-customer-churn.csv"
 
 
 def candidates() -> list[dict]:
@@ -76,9 +76,13 @@ def serving_costs(spec: dict, X, y) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--real", default=str(REAL))
+    p.add_argument(
+        "--real", default=str(real_data_path()), help=f"the real Telco CSV (default: ${REAL_DATA_ENV})"
+    )
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "model_selection.json"))
     args = p.parse_args()
+    if not Path(args.real).is_file():
+        p.error(f"{args.real}: not found; {REAL_DATA_HINT}")
     df, _ = data.load_clean(args.real)
     X, y = data.xy(df)
     rows = []

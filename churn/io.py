@@ -17,6 +17,21 @@ import yaml
 
 DECIMALS = 4
 
+REAL_DATA_ENV = "CHURN_REAL_DATA"
+REAL_DATA_HINT = (
+    f"set {REAL_DATA_ENV} to the IBM Telco Customer Churn CSV (the public sample "
+    "WA_Fn-UseC_-Telco-Customer-Churn.csv: https://www.kaggle.com/datasets/blastchar/telco-customer-churn)"
+)
+
+
+def real_data_path() -> Path:
+    """The real IBM Telco CSV that tests and benchmarks read: `CHURN_REAL_DATA` if set, else
+    `../shared/data/telco-customer-churn.csv` beside the repository. It may not exist."""
+    value = os.environ.get(REAL_DATA_ENV, "").strip()
+    if value:
+        return Path(value).expanduser().absolute()
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "telco-customer-churn.csv"
+
 
 class ParamsError(ValueError):
     """A params.yaml key is missing or breaks a rule; the message names the file, key and rule."""

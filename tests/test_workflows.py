@@ -95,11 +95,19 @@ def test_ci_workflow_installs_pins_with_cache_lints_tests_reproduces_and_gates()
         assert setup[0]["with"]["cache-dependency-path"] == "requirements.txt", job
     assert "make lint" in run_lines(wf, "lint")
     assert "make test" in run_lines(wf, "test")
+    # The test job provides the real data (CI=true makes its absence a failure, not a deselection).
+    fetch = next(s for s in steps(wf, "test") if "CHURN_REAL_DATA=" in s.get("run", ""))
+    assert fetch["env"]["CHURN_REAL_DATA_URL"] == "${{ secrets.CHURN_REAL_DATA_URL }}"
+    assert steps(wf, "test").index(fetch) < next(
+        i for i, s in enumerate(steps(wf, "test")) if s.get("run") == "make test"
+    )
     pipeline = run_lines(wf, "pipeline")
     assert pipeline.index("make repro") < pipeline.index("churn gate")
     assert "git diff --exit-code -- dvc.lock" in pipeline
     # `make setup` (run by every target) installs the exact pins.
-    setup = re.search(r"^\$\(VENV\)/\.installed:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)[1]
+    makefile = (ROOT / "Makefile").read_text()
+    stamp = re.search(r"^setup: (\S+)", makefile, re.M)[1]  # the install stamp `setup` depends on
+    setup = re.search(rf"^{re.escape(stamp)}:.*\n((?:\t.*\n)+)", makefile, re.M)[1]
     assert "-r requirements.txt" in setup
 
 
@@ -123,10 +131,81 @@ def test_cml_workflow_posts_one_updated_comment_without_third_party_uploads():
     assert "report-plots/" in upload["with"]["path"]
 
 
+def github_expression(expr: str, context: dict) -> bool:
+    """Evaluate a job's `if:` of the simple kind the workflows use (`==`, `!=`, `&&`, `||`, quoted
+    strings, `github.…` properties; a missing property is null) against a `github` context."""
+
+    def lookup(match: re.Match) -> str:
+        node = context
+        for part in match[0].split(".")[1:]:
+            node = node.get(part) if isinstance(node, dict) else None
+        return repr(node)
+
+    python = re.sub(r"\bgithub(?:\.[A-Za-z_]+)+", lookup, expr.replace("${{", "").replace("}}", ""))
+    python = python.replace("&&", " and ").replace("||", " or ")
+    assert re.fullmatch(r"[\w\s'=!()-]*", python), f"unsupported expression: {expr}"
+    return bool(eval(python, {"__builtins__": {}}, {}))
+
+
+def jobs_that_run(workflow: dict, context: dict) -> set[str]:
+    """Jobs whose `if:` holds and whose `needs` all run (as if every job succeeds)."""
+    jobs, ran = workflow["jobs"], set()
+    for name in jobs:  # `needs` point backwards in these files, so one pass in order suffices
+        needs = jobs[name].get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        condition = jobs[name].get("if")
+        if all(n in ran for n in needs) and (condition is None or github_expression(condition, context)):
+            ran.add(name)
+    return ran
+
+
+def test_deploy_workflow_runs_only_after_ci_passed_for_the_commit():
+    wf, ci = load_workflow("deploy.yml"), load_workflow("ci.yml")
+    on = triggers(wf)
+    assert "push" not in on, "a push trigger would deploy without waiting for CI"
+    assert on["workflow_run"] == {"workflows": [ci["name"]], "types": ["completed"], "branches": ["main"]}
+    assert "workflow_dispatch" in on and on["schedule"][0]["cron"]
+    assert "github.event.workflow_run.conclusion == 'success'" in wf["jobs"]["gates"]["if"]
+    rollout = {"gates", "build", "staging", "smoke", "production", "promote"}
+
+    def ci_completed(**run) -> dict:
+        run = {"conclusion": "success", "event": "push", "head_branch": "main", "head_sha": "a" * 40, **run}
+        return {"event_name": "workflow_run", "sha": "f" * 40, "event": {"workflow_run": run}}
+
+    assert jobs_that_run(wf, ci_completed()) == rollout
+    for conclusion in ("failure", "cancelled", "skipped", "timed_out"):
+        assert jobs_that_run(wf, ci_completed(conclusion=conclusion)) == set(), conclusion
+    assert jobs_that_run(wf, ci_completed(event="pull_request")) == set()  # CI on a PR deploys nothing
+    assert jobs_that_run(wf, {"event_name": "schedule", "sha": "f" * 40}) == {"monitor"}
+    assert jobs_that_run(wf, {"event_name": "workflow_dispatch", "sha": "f" * 40}) == {"monitor"}
+    # Every rollout job works on the commit CI tested, not on main's latest.
+    assert wf["env"]["COMMIT"] == "${{ github.event.workflow_run.head_sha || github.sha }}"
+    for job in rollout:
+        checkout = next(s for s in steps(wf, job) if s.get("uses", "").startswith("actions/checkout@"))
+        assert checkout["with"]["ref"] == "${{ env.COMMIT }}", job
+    assert "github.sha" not in str(wf["jobs"]["build"]) and "GITHUB_SHA" not in str(wf["jobs"]["promote"])
+
+
+def test_deploy_promote_tracks_before_promoting_and_opens_a_pr_that_triggers_ci():
+    wf = load_workflow("deploy.yml")
+    lines = run_lines(wf, "promote")
+    track = next(i for i, line in enumerate(lines) if line in ("make track", "churn track"))
+    assert track < lines.index("churn promote")
+    assert "make repro" not in lines  # after the promotion the pipeline is rebuilt without tracking
+    # A PR opened with GITHUB_TOKEN triggers no workflows: an App token or a PAT comes first, for the
+    # push (checkout's credentials) and for `gh pr create` alike.
+    promote = steps(wf, "promote")
+    token = "${{ steps.app-token.outputs.token || secrets.PROMOTION_PR_TOKEN || github.token }}"
+    app = next(s for s in promote if s.get("id") == "app-token")
+    assert app["uses"].startswith("actions/create-github-app-token@") and "vars.PROMOTION_APP_ID" in app["if"]
+    checkout = next(s for s in promote if s.get("uses", "").startswith("actions/checkout@"))
+    assert promote.index(app) < promote.index(checkout) and checkout["with"]["token"] == token
+    opener = next(s for s in promote if "gh pr create" in s.get("run", ""))
+    assert opener["env"]["GH_TOKEN"] == token
+
+
 def test_deploy_workflow_is_a_staged_rollout_with_manual_approval():
     wf = load_workflow("deploy.yml")
-    on = triggers(wf)
-    assert on["push"]["branches"] == ["main"] and on["schedule"][0]["cron"]
     jobs = wf["jobs"]
 
     def needs(job: str) -> set[str]:
@@ -143,8 +222,6 @@ def test_deploy_workflow_is_a_staged_rollout_with_manual_approval():
     assert "churn gate" in run_lines(wf, "gates") and "churn gate" in run_lines(wf, "smoke")
     assert any(".ci/smoke.py" in line and "--model" in line for line in run_lines(wf, "smoke"))
     assert "churn promote" in run_lines(wf, "promote")
-    assert jobs["monitor"]["if"] == "github.event_name == 'schedule'"
-    assert jobs["gates"]["if"] == "github.event_name != 'schedule'"
     assert any(line.startswith("churn monitor check") for line in run_lines(wf, "monitor"))
     assert any(u.startswith("docker/build-push-action@") for u in uses(wf, "build"))
     assert jobs["build"]["permissions"]["packages"] == "write"
