@@ -108,8 +108,9 @@ def log_model_run(
 ) -> str:
     """Log one complete run (params, metrics, model with signature, plots, tags); return its id."""
     mlflow = _mlflow(root)
-    from mlflow.models import infer_signature
     from threadpoolctl import threadpool_limits
+
+    from churn.mlflow_model import log_pipeline
 
     mlflow.set_experiment(experiment)
     # one thread: MLflow predicts on the 3-row example, where OpenMP start-up costs seconds
@@ -122,17 +123,13 @@ def log_model_run(
         )
         numeric = {k: float(v) for k, v in flatten(metrics).items() if isinstance(v, int | float) and v == v}
         mlflow.log_metrics(numeric)
-        signature = infer_signature(example, pipeline.predict_proba(example))
         # cloudpickle is chosen on purpose (tree models fail skops): skip MLflow's warning about it
         with quiet_mlflow_logs(logging.ERROR, "mlflow.sklearn"):
-            mlflow.sklearn.log_model(
+            log_pipeline(
                 pipeline,
-                name="model",
-                signature=signature,
-                input_example=example.head(3),
+                example,
                 pip_requirements=pinned_requirements(Path(root) / "requirements.txt"),
                 code_paths=[str(PACKAGE_DIR)],
-                serialization_format="cloudpickle",
             )
         for path in artifacts:
             if Path(path).is_dir():
