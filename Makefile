@@ -10,21 +10,29 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup run repro app test test-setup browser bench lint format lock clean
+.PHONY: help setup run repro track app test test-setup browser bench lint format lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed ## create .venv with the pinned requirements and the churn package
+# The install stamp is named by the content of the files that define the environment, so a fresh
+# clone sharing an installed VENV (VENV=/path/.venv make repro) does not reinstall it.
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+setup: $(STAMP) ## create .venv with the pinned requirements and the churn package
+
+$(STAMP):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	touch $@
+	rm -f $(VENV)/.installed-* && touch $@
 
-repro: setup ## run the DVC pipeline (only the stages whose inputs changed)
+repro: setup ## run the DVC pipeline (only the stages whose inputs changed), then track it in MLflow
 	dvc repro
+	$(PY) -m churn track
+
+track: setup ## log the pipeline's models to MLflow (idempotent) and point the registry aliases at them
+	$(PY) -m churn track
 
 run: repro ## set up, run the pipeline on the default (synthetic) input, then open the app
 	@if [ -f app/__main__.py ]; then $(PY) -m app; else \

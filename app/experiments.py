@@ -34,13 +34,13 @@ TAG_COLUMNS = {
 }
 REGISTRY_COLUMNS = [
     "version",
-    "aliases",
+    "status",
     "model",
     "estimator",
     "accuracy",
     "roc_auc",
     "approved",
-    "reason",
+    "status history (oldest first)",
     "run id",
 ]
 DVC_TIMEOUT = 60
@@ -179,11 +179,8 @@ def _dvc_row(entry: dict[str, Any], baseline: str) -> dict[str, Any]:
         "baseline": str(baseline)[:8],
         "time": data.get("timestamp") or "",
     }
-    for file, content in (data.get("metrics") or {}).items():
-        if "/evaluate/" in file:
-            model = Path(file).stem
-            for m in HEADLINE:
-                row[f"{model}.{m}"] = (content.get("data") or {}).get(m, "")
+    for content in (data.get("metrics") or {}).values():  # the scorecard: keys unique across files
+        row.update(registry.flatten(content.get("data") or {}))
     for content in (data.get("params") or {}).values():
         models = (content.get("data") or {}).get("models") or {}
         for key, value in registry.flatten(models).items():
@@ -198,13 +195,13 @@ def registry_table(state: AppState) -> pd.DataFrame:
         [
             (
                 r["version"],
-                ", ".join(r["aliases"]),
+                r["status"],
                 r["model_name"],
                 r["estimator"],
                 r["accuracy"],
                 r["roc_auc"],
                 r["approved"],
-                r["promotion_reason"],
+                registry.history_text(r["history"]).replace("\n", " · "),
                 (r["run_id"] or "")[:8],
             )
             for r in rows
@@ -213,18 +210,22 @@ def registry_table(state: AppState) -> pd.DataFrame:
     )
 
 
-def set_alias(state: AppState, version: str, alias: str, reason: str = "", force: bool = False) -> str:
-    """Move `alias` to `version` through the registry's own code; champion goes through `churn promote`'s checks.
+def set_alias(
+    state: AppState, version: str, alias: str, reason: str = "", force: bool = False, by: str = "app"
+) -> str:
+    """Give `version` a status through the registry's own code: champion is `churn promote`'s
+    checked promotion; challenger / archived are `registry.set_status`. Every change is recorded
+    in the version's status history under the project's registry lock.
 
     Returns a sentence saying what changed; RegistryError says why nothing did.
     """
     params = state.params()
     experiment, name = _names(params)
     if alias != registry.CHAMPION:
-        registry.set_alias(name, str(version), alias, params_path=state.params_path, root=state.root)
+        registry.set_status(name, str(version), alias, root=state.root, by=by, reason=reason)
         return f"{name} version {version} is now `{alias}`."
     mlflow_client = registry.client(state.root)
-    md5 = mlflow_client.get_model_version(name, str(version)).tags.get("model_md5")
+    md5 = registry.get_version(mlflow_client, name, str(version)).tags.get("model_md5")
     try:
         verdict, ab = state.metrics("validation.json"), state.metrics("ab_test.json")
     except FileNotFoundError as exc:
@@ -243,6 +244,7 @@ def set_alias(state: AppState, version: str, alias: str, reason: str = "", force
         experiment=experiment,
         model_md5=md5,
         version=str(version),
+        by=by,
         root=state.root,
     )
     previous = result.get("previous_champion")
@@ -303,7 +305,7 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         text = (
             f"{len(raw)} run(s) in MLflow at `{registry.tracking_uri(state.root)}`."
             if len(raw)
-            else "No MLflow runs yet: run `dvc repro` (the report stage logs one run per model)."
+            else "No MLflow runs yet: run `make repro` (or `dvc repro` then `churn track`)."
         )
         table = registry_view()
         return (
@@ -384,9 +386,10 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         ]
 
     def setter(alias: str):
-        def set_version(version: str, reason: str = "", force: bool = False):
+        def set_version(version: str, reason: str = "", force: bool = False, request: gr.Request = None):
+            by = f"app:{request.username}" if request is not None and request.username else "app"
             try:
-                message = set_alias(state, version, alias, reason, force)
+                message = set_alias(state, version, alias, reason, force, by)
             except (registry.RegistryError, ValueError) as exc:
                 message = f"✗ Nothing changed: {exc}"
                 if alias == registry.CHAMPION and not force:

@@ -24,12 +24,24 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MODEL_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "pyarrow")
 
 
+def project_root(root: str | Path = ".") -> Path:
+    """The project folder: `root`, or for a queued DVC experiment (which runs in a temporary copy
+    under `<project>/.dvc/tmp/exps/`) the project it was queued from."""
+    path = Path(root).resolve()
+    parts = path.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return path
+
+
 def tracking_uri(root: str | Path = ".") -> str:
-    """`MLFLOW_TRACKING_URI` if set, else the SQLite store `sqlite:///<root>/mlflow.db`."""
+    """`MLFLOW_TRACKING_URI` if set, else the SQLite store `sqlite:///<project>/mlflow.db` (queued
+    DVC experiments log to the store of the project they were queued from)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{project_root(root) / 'mlflow.db'}"
 
 
 def _mlflow(root: str | Path = "."):
@@ -151,11 +163,19 @@ def quiet_mlflow_logs(level: int = logging.WARNING, name: str = "mlflow") -> Ite
         logger.setLevel(previous)
 
 
-# -- registry: aliases champion / challenger / archived, promotion ---------------------------------
+# -- registry: aliases champion / challenger, status history as version tags, promotion -----------
 
 CHAMPION, CHALLENGER, ARCHIVED = "champion", "challenger", "archived"
-ALIASES = (CHAMPION, CHALLENGER, ARCHIVED)
+#: MLflow aliases are unique per model: only the two live roles are aliases.
+ALIASES = (CHAMPION, CHALLENGER)
+#: What a version can be; `archived` (and every earlier status) lives in the version's tags.
+STATUSES = (CHAMPION, CHALLENGER, ARCHIVED)
+STATUS_TAG, HISTORY_TAG = "status", "status_history"
 REPORT_STAGE = "report"
+LOCK_NAME = ".churn-registry.lock"
+LOCK_TIMEOUT_S = 120
+#: MLflow caps a model version tag value at 5,000 characters; the oldest events go first.
+_HISTORY_CHARS = 4800
 
 
 class RegistryError(ValueError):
@@ -163,7 +183,7 @@ class RegistryError(ValueError):
 
 
 def report_tags(model_md5: str, spec: dict[str, Any], approved: bool, recommendation: str) -> dict[str, str]:
-    """Tags a `report` run carries so promotion can find it: stage, model hash, spec, verdict."""
+    """Tags a pipeline run carries so promotion can find it: stage, model hash, spec, verdict."""
     return {
         "pipeline_stage": REPORT_STAGE,
         "model_md5": model_md5,
@@ -180,6 +200,35 @@ def client(root: str | Path = "."):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     mlflow = _mlflow(root)
     return mlflow.MlflowClient(tracking_uri=tracking_uri(root), registry_uri=tracking_uri(root))
+
+
+def current_user() -> str:
+    """Who runs this process (recorded in the status history of the versions it changes)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@contextlib.contextmanager
+def lock(root: str | Path = ".") -> Iterator[None]:
+    """Serialise registry changes (promotions, alias moves, `churn track`) of one project folder.
+
+    A file lock on `<project>/.churn-registry.lock`: it holds across threads of the app and across
+    processes (the CLI and the app), so params.yaml and the aliases always agree.
+    """
+    from filelock import FileLock, Timeout
+
+    path = project_root(root) / LOCK_NAME
+    try:
+        with FileLock(str(path), timeout=LOCK_TIMEOUT_S):
+            yield
+    except Timeout as exc:
+        raise RegistryError(
+            f"another registry change has held {LOCK_NAME} for over {LOCK_TIMEOUT_S} s; nothing was changed, try again"
+        ) from exc
 
 
 def _registered(mlflow_client, registered_model: str):
@@ -200,26 +249,50 @@ def aliases(mlflow_client, registered_model: str) -> dict[str, str]:
     return {} if found is None else {a: str(v) for a, v in found.aliases.items()}
 
 
-def find_report_run(mlflow_client, experiment: str, model_name: str, model_md5: str):
-    """The newest `report` run of `model_name` whose model file has hash `model_md5`."""
+def get_version(mlflow_client, registered_model: str, version: str):
+    """A model version, or RegistryError saying that the model or the version does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    if _registered(mlflow_client, registered_model) is None:
+        raise RegistryError(
+            f"no registered model '{registered_model}' at {mlflow_client.tracking_uri} "
+            "(run `make track` to register the pipeline's models)"
+        )
+    try:
+        return mlflow_client.get_model_version(registered_model, str(version))
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            known = sorted(
+                (mv.version for mv in mlflow_client.search_model_versions(f"name = '{registered_model}'")),
+                key=int,
+            )
+            raise RegistryError(
+                f"{registered_model} has no version {version!r} (versions: {', '.join(map(str, known)) or 'none'})"
+            ) from exc
+        raise
+
+
+def find_report_run(mlflow_client, experiment: str, model_name: str | None, model_md5: str):
+    """The newest finished pipeline run of a model file with hash `model_md5` (of `model_name`, if given)."""
     exp = mlflow_client.get_experiment_by_name(experiment)
     if exp is None:
         raise RegistryError(
-            f"no MLflow experiment '{experiment}' at {mlflow_client.tracking_uri}: run `dvc repro` first"
+            f"no MLflow experiment '{experiment}' at {mlflow_client.tracking_uri}: run `make track` first"
         )
+    name = f"tags.model_name = '{model_name}' and " if model_name else ""
     runs = mlflow_client.search_runs(
         [exp.experiment_id],
         filter_string=(
-            f"tags.model_name = '{model_name}' and tags.pipeline_stage = '{REPORT_STAGE}' "
-            f"and tags.model_md5 = '{model_md5}'"
+            f"{name}tags.pipeline_stage = '{REPORT_STAGE}' and tags.model_md5 = '{model_md5}' "
+            "and attributes.status = 'FINISHED'"
         ),
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
     if not runs:
         raise RegistryError(
-            f"no MLflow run of the report stage for the current {model_name} model (md5 {model_md5}) "
-            f"in experiment '{experiment}' at {mlflow_client.tracking_uri}: run `dvc repro` with tracking on"
+            f"no MLflow run of the {model_name or 'pipeline'} model with md5 {model_md5} in experiment "
+            f"'{experiment}' at {mlflow_client.tracking_uri}: run `make track` (after `dvc repro`)"
         )
     return runs[0]
 
@@ -260,25 +333,100 @@ def _ensure_registered(mlflow_client, registered_model: str) -> None:
         )
 
 
+def history(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """A version's status history (oldest first) from its tags; [] when it has none."""
+    try:
+        events = json.loads(tags.get(HISTORY_TAG) or "[]")
+    except json.JSONDecodeError:
+        return []
+    return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+
+
+def record_status(
+    mlflow_client,
+    registered_model: str,
+    version: str,
+    status: str,
+    *,
+    by: str,
+    why: str,
+    forced: bool = False,
+) -> None:
+    """Append a status event (who, why, when, forced) to a version's history and set its status tag."""
+    import datetime as dt
+
+    if status not in STATUSES:
+        raise RegistryError(f"status must be one of {STATUSES}, got '{status}'")
+    mv = mlflow_client.get_model_version(registered_model, str(version))
+    events = history(mv.tags)
+    events.append(
+        {
+            "status": status,
+            "by": by or current_user(),
+            "why": why,
+            "forced": bool(forced),
+            "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
+    text = json.dumps(events, sort_keys=True)
+    while len(text) > _HISTORY_CHARS and len(events) > 1:
+        events.pop(0)
+        text = json.dumps(events, sort_keys=True)
+    mlflow_client.set_model_version_tag(registered_model, str(version), HISTORY_TAG, text)
+    mlflow_client.set_model_version_tag(registered_model, str(version), STATUS_TAG, status)
+
+
 def register_candidates(
-    runs: dict[str, str], registered_model: str, root: str | Path = "."
+    runs: dict[str, str], registered_model: str, root: str | Path = ".", *, by: str = "pipeline"
 ) -> dict[str, str]:
-    """After a report: the challenger's version gets `challenger`; an empty registry gets the
-    champion's version as `champion`. Returns {alias: version} as set."""
-    mlflow_client = client(root)
-    current = aliases(mlflow_client, registered_model)
-    out = {}
-    for name, alias in ((CHAMPION, CHAMPION), (CHALLENGER, CHALLENGER)):
-        if name not in runs or (alias == CHAMPION and CHAMPION in current):
-            continue
-        mv, _ = register_run(mlflow_client, registered_model, mlflow_client.get_run(runs[name]))
-        version = str(mv.version)
-        if alias == CHALLENGER and current.get(CHAMPION) == version:
-            log.info("challenger is identical to champion version %s; no challenger alias set", version)
-            continue
-        mlflow_client.set_registered_model_alias(registered_model, alias, version)
-        current[alias] = out[alias] = version
-    return out
+    """Point the aliases at the committed pipeline's models (runs: {champion|challenger: run id}).
+
+    `champion` is set only in a registry that has none (afterwards only promotions move it);
+    `challenger` moves to the challenger's version (the one it leaves is archived), and is cleared
+    when the challenger is the champion's model. Returns {alias: version} as set.
+    """
+    with lock(root):
+        mlflow_client = client(root)
+        current = aliases(mlflow_client, registered_model)
+        out = {}
+        if CHAMPION in runs and CHAMPION not in current:
+            mv, _ = register_run(mlflow_client, registered_model, mlflow_client.get_run(runs[CHAMPION]))
+            version = str(mv.version)
+            mlflow_client.set_registered_model_alias(registered_model, CHAMPION, version)
+            record_status(
+                mlflow_client,
+                registered_model,
+                version,
+                CHAMPION,
+                by=by,
+                why="first champion of this registry",
+            )
+            current[CHAMPION] = out[CHAMPION] = version
+        if CHALLENGER in runs:
+            mv, _ = register_run(mlflow_client, registered_model, mlflow_client.get_run(runs[CHALLENGER]))
+            version, previous = str(mv.version), current.get(CHALLENGER)
+            if current.get(CHAMPION) == version:
+                log.info("challenger is identical to champion version %s; no challenger alias", version)
+                if previous:
+                    mlflow_client.delete_registered_model_alias(registered_model, CHALLENGER)
+                    if previous != version:
+                        record_status(
+                            mlflow_client, registered_model, previous, ARCHIVED, by=by,
+                            why=f"the pipeline's challenger is now the champion's model (version {version})",
+                        )  # fmt: skip
+            elif previous != version:
+                mlflow_client.set_registered_model_alias(registered_model, CHALLENGER, version)
+                if previous and previous != current.get(CHAMPION):
+                    record_status(
+                        mlflow_client, registered_model, previous, ARCHIVED, by=by,
+                        why=f"replaced as challenger by version {version}",
+                    )  # fmt: skip
+                record_status(
+                    mlflow_client, registered_model, version, CHALLENGER, by=by,
+                    why="the pipeline's challenger at the committed dvc.lock",
+                )  # fmt: skip
+                out[CHALLENGER] = version
+        return out
 
 
 @contextlib.contextmanager
@@ -287,7 +435,7 @@ def _reachable(root: str | Path = ".") -> Iterator[None]:
     try:
         with quiet_mlflow_logs(logging.ERROR, "urllib3"):  # the retries; the error says it all
             yield
-    except RegistryError:
+    except (RegistryError, ParamsError):
         raise
     except Exception as exc:
         raise RegistryError(
@@ -296,9 +444,17 @@ def _reachable(root: str | Path = ".") -> Iterator[None]:
 
 
 def list_versions(registered_model: str, root: str | Path = ".") -> list[dict[str, Any]]:
-    """Every version, newest first: aliases, source run, estimator and key test metrics."""
+    """Every version, newest first: status, aliases, status history, source run, estimator, key metrics."""
     with _reachable(root):
         return _list_versions(client(root), registered_model)
+
+
+def status_of(aliases_: list[str], tags: dict[str, str]) -> str:
+    """champion / challenger (from the aliases), else the last recorded status, else 'registered'."""
+    for alias in ALIASES:
+        if alias in aliases_:
+            return alias
+    return ARCHIVED if tags.get(STATUS_TAG) == ARCHIVED else "registered"
 
 
 def _list_versions(mlflow_client, registered_model: str) -> list[dict[str, Any]]:
@@ -313,20 +469,32 @@ def _list_versions(mlflow_client, registered_model: str) -> list[dict[str, Any]]
             run = mlflow_client.get_run(mv.run_id)
             metrics_, tags = run.data.metrics, run.data.tags
         spec = json.loads(mv.tags.get("model_spec") or tags.get("model_spec") or "{}")
+        version_aliases = sorted(by_version.get(str(mv.version), []))
         rows.append(
             {
                 "version": str(mv.version),
-                "aliases": sorted(by_version.get(str(mv.version), [])),
+                "status": status_of(version_aliases, mv.tags),
+                "aliases": version_aliases,
+                "history": history(mv.tags),
                 "run_id": mv.run_id,
                 "model_name": tags.get("model_name", ""),
                 "estimator": spec.get("estimator", ""),
                 "accuracy": metrics_.get("test.accuracy"),
                 "roc_auc": metrics_.get("test.roc_auc"),
                 "approved": tags.get("validation_approved", ""),
-                "promotion_reason": mv.tags.get("promotion_reason", ""),
             }
         )
     return sorted(rows, key=lambda r: -int(r["version"]))
+
+
+def history_text(events: list[dict[str, Any]]) -> str:
+    """One line per event: '2026-11-30T10:00:00Z champion by alice (forced): reason'."""
+    return "\n".join(
+        f"{e.get('when', '?')} {e.get('status', '?')} by {e.get('by', '?')}"
+        + (" (forced)" if e.get("forced") else "")
+        + (f": {e['why']}" if e.get("why") else "")
+        for e in events
+    )
 
 
 def check_promotion(
@@ -405,9 +573,9 @@ def replace_model_spec(text: str, name: str, spec: dict[str, Any], source: str =
 
 
 def _restore(
-    mlflow_client, registered_model: str, before: dict[str, str], version, old_tags, created
+    mlflow_client, registered_model: str, before: dict[str, str], tags: dict[str, dict[str, str]], created
 ) -> list[str]:
-    """Put aliases (and the touched version) back as they were; returns what could not be restored."""
+    """Put aliases and the touched versions' status tags back; returns what could not be restored."""
     problems = []
     try:
         now = aliases(mlflow_client, registered_model)
@@ -421,22 +589,19 @@ def _restore(
                 mlflow_client.delete_registered_model_alias(registered_model, alias)
         except Exception as exc:
             problems.append(f"alias {alias}: {exc}")
-    if version is not None:
+    for version, old in tags.items():
         try:
-            if created:
+            if version == created:
                 mlflow_client.delete_model_version(registered_model, version)
-            else:
-                for key in PROMOTION_TAGS:
-                    if key in old_tags:
-                        mlflow_client.set_model_version_tag(registered_model, version, key, old_tags[key])
-                    else:
-                        mlflow_client.delete_model_version_tag(registered_model, version, key)
+                continue
+            for key in (STATUS_TAG, HISTORY_TAG):
+                if key in old:
+                    mlflow_client.set_model_version_tag(registered_model, version, key, old[key])
+                else:
+                    mlflow_client.delete_model_version_tag(registered_model, version, key)
         except Exception as exc:
             problems.append(f"version {version}: {exc}")
     return problems
-
-
-PROMOTION_TAGS = ("promotion_reason", "promotion_forced")
 
 
 def promote(
@@ -448,84 +613,82 @@ def promote(
     version: str | None = None,
     reason: str = "",
     forced: bool = False,
+    by: str = "",
     root: str | Path = ".",
 ) -> dict[str, Any]:
     """Make a model version the champion, atomically across the registry and params.yaml.
 
-    The version is `version`, or the one holding the challenger's `report` run whose model has
-    hash `model_md5` (registered now if needed). `champion` moves to it, the former champion
-    gets `archived`, `challenger` is cleared if it pointed there, the reason is tagged on the
-    version, and `models.champion` in params.yaml becomes the version's spec. If any step fails,
-    aliases, version tags and params.yaml are put back and RegistryError says what happened.
+    The version is `version`, or the one holding the pipeline run of the model file with hash
+    `model_md5` (registered now if needed). Under the project's registry lock: `champion` moves
+    to it, the former champion's history records `archived`, `challenger` is cleared if it
+    pointed there, the event (who, why, forced) is recorded on the version, and
+    `models.champion` in params.yaml becomes the version's spec. If any step fails, aliases,
+    status tags and params.yaml are put back and RegistryError says what happened.
     """
     params_path = Path(params_path)
-    text = params_path.read_text()
-    with _reachable(root):
-        mlflow_client = client(root)
-        before = aliases(mlflow_client, registered_model)
-
-    mv, created, changed, written = None, False, False, False
-    old_tags: dict[str, str] = {}
-    try:
-        if version is None:
-            if not model_md5:
-                raise RegistryError("promote needs a version or the challenger model's md5")
-            mv, created = register_run(
-                mlflow_client,
-                registered_model,
-                find_report_run(mlflow_client, experiment, CHALLENGER, model_md5),
-            )
-        else:
-            mv = mlflow_client.get_model_version(registered_model, str(version))
-        old_tags = dict(mv.tags)
-        spec_text = mv.tags.get("model_spec") or mlflow_client.get_run(mv.run_id).data.tags.get("model_spec")
-        if not spec_text:
-            raise RegistryError(
-                f"{registered_model} version {mv.version} has no model_spec tag to write back"
-            )
-        new_text = replace_model_spec(text, CHAMPION, json.loads(spec_text), str(params_path))
-        previous = before.get(CHAMPION)
-        changed = True
-        mlflow_client.set_registered_model_alias(registered_model, CHAMPION, str(mv.version))
-        if previous and previous != str(mv.version):
-            mlflow_client.set_registered_model_alias(registered_model, ARCHIVED, previous)
-        if before.get(CHALLENGER) == str(mv.version):
-            mlflow_client.delete_registered_model_alias(registered_model, CHALLENGER)
-        mlflow_client.set_model_version_tag(
-            registered_model, mv.version, "promotion_reason", reason or "promoted"
+    by = by or current_user()
+    with lock(params_path.parent), _reachable(root):
+        return _promote_locked(
+            registered_model, params_path, experiment, model_md5, version, reason, forced, by, root
         )
-        mlflow_client.set_model_version_tag(
-            registered_model, mv.version, "promotion_forced", str(forced).lower()
+
+
+def _promote_locked(
+    registered_model, params_path: Path, experiment, model_md5, version, reason, forced, by, root
+) -> dict[str, Any]:
+    text = params_path.read_text()
+    mlflow_client = client(root)
+    before = aliases(mlflow_client, registered_model)
+    if version is None:
+        if not model_md5:
+            raise RegistryError("promote needs a version or the challenger model's md5")
+        run = find_report_run(mlflow_client, experiment, None, model_md5)
+        mv, created = register_run(mlflow_client, registered_model, run)
+    else:
+        mv, created = get_version(mlflow_client, registered_model, str(version)), False
+    target, previous = str(mv.version), before.get(CHAMPION)
+    spec_text = mv.tags.get("model_spec") or (
+        mlflow_client.get_run(mv.run_id).data.tags.get("model_spec") if mv.run_id else None
+    )
+    if not spec_text:
+        raise RegistryError(f"{registered_model} version {target} has no model_spec tag to write back")
+    new_text = replace_model_spec(text, CHAMPION, json.loads(spec_text), str(params_path))
+    touched = {target: dict(mv.tags)}
+    if previous and previous != target:
+        touched[previous] = dict(mlflow_client.get_model_version(registered_model, previous).tags)
+    written = False
+    try:
+        mlflow_client.set_registered_model_alias(registered_model, CHAMPION, target)
+        if previous and previous != target:
+            record_status(
+                mlflow_client, registered_model, previous, ARCHIVED, by=by,
+                why=f"replaced as champion by version {target}",
+            )  # fmt: skip
+        if before.get(CHALLENGER) == target:
+            mlflow_client.delete_registered_model_alias(registered_model, CHALLENGER)
+        record_status(
+            mlflow_client, registered_model, target, CHAMPION, by=by, why=reason or "promoted", forced=forced
         )
         if new_text != text:
             save_text(new_text, params_path)
             written = True
     except Exception as exc:
-        if not (changed or created):  # refused before touching anything: the error says why
-            if isinstance(exc, RegistryError | ParamsError):
-                raise
-            raise RegistryError(
-                f"promotion failed ({type(exc).__name__}: {exc}); nothing was changed"
-            ) from exc
-        problems = _restore(
-            mlflow_client, registered_model, before, mv.version if mv else None, old_tags, created
-        )
+        problems = _restore(mlflow_client, registered_model, before, touched, target if created else None)
         if written:
             save_text(text, params_path)
         state = "restored" if not problems else f"NOT fully restored ({'; '.join(problems)})"
         raise RegistryError(
             f"promotion failed ({type(exc).__name__}: {exc}); registry aliases {state}, {params_path} unchanged"
         ) from exc
-    log.info(
-        "promoted %s version %s to champion (was %s)", registered_model, mv.version, before.get(CHAMPION)
-    )
+    log.info("promoted %s version %s to champion (was %s)", registered_model, target, previous)
     return {
         "registered_model": registered_model,
-        "version": str(mv.version),
-        "previous_champion": before.get(CHAMPION),
+        "version": target,
+        "previous_champion": previous,
         "spec": json.loads(spec_text),
         "reason": reason,
         "forced": forced,
+        "by": by,
         "params_changed": written,
     }
 
@@ -541,6 +704,7 @@ def promote_checked(
     experiment: str = "churn",
     model_md5: str | None = None,
     version: str | None = None,
+    by: str = "",
     root: str | Path = ".",
 ) -> dict[str, Any]:
     """`check_promotion`, then `promote`: the one path `churn promote` and the app's champion button take."""
@@ -553,38 +717,49 @@ def promote_checked(
         version=version,
         reason=why,
         forced=force,
+        by=by,
         root=root,
     )
 
 
-def set_alias(
+def set_status(
     registered_model: str,
     version: str,
-    alias: str,
+    status: str,
     *,
-    params_path: str | Path,
     root: str | Path = ".",
-    **kw: Any,
+    by: str = "",
+    reason: str = "",
 ) -> dict[str, Any]:
-    """Give a version an alias (the app's buttons). `champion` is a promotion (see `promote`);
-    `challenger` / `archived` move that alias, but never off the current champion."""
-    if alias not in ALIASES:
-        raise RegistryError(f"alias must be one of {ALIASES}, got '{alias}'")
-    if alias == CHAMPION:
-        return promote(
-            registered_model=registered_model, params_path=params_path, version=version, root=root, **kw
-        )
-    with _reachable(root):
-        mlflow_client = client(root)
-        current = aliases(mlflow_client, registered_model)
-    if current.get(CHAMPION) == str(version):
+    """Make a version the `challenger` (alias) or `archived` (status tag), under the registry lock.
+
+    The champion changes only by promotion (`promote_checked`), and is never relabelled here.
+    """
+    if status not in (CHALLENGER, ARCHIVED):
         raise RegistryError(
-            f"version {version} is the champion; promote another version instead of relabelling it"
+            f"status must be '{CHALLENGER}' or '{ARCHIVED}' here, got '{status}'"
+            + (" (the champion changes only by promotion)" if status == CHAMPION else "")
         )
-    with _reachable(root):
-        mlflow_client.get_model_version(registered_model, str(version))
-        mlflow_client.set_registered_model_alias(registered_model, alias, str(version))
-        other = ARCHIVED if alias == CHALLENGER else CHALLENGER  # a version is a candidate or archived
-        if current.get(other) == str(version):
-            mlflow_client.delete_registered_model_alias(registered_model, other)
-    return {"registered_model": registered_model, "version": str(version), "alias": alias}
+    by = by or current_user()
+    with lock(root), _reachable(root):
+        mlflow_client = client(root)
+        get_version(mlflow_client, registered_model, str(version))
+        current = aliases(mlflow_client, registered_model)
+        if current.get(CHAMPION) == str(version):
+            raise RegistryError(
+                f"version {version} is the champion; promote another version instead of relabelling it"
+            )
+        previous = current.get(CHALLENGER)
+        if status == CHALLENGER:
+            mlflow_client.set_registered_model_alias(registered_model, CHALLENGER, str(version))
+            if previous and previous != str(version):
+                record_status(
+                    mlflow_client, registered_model, previous, ARCHIVED, by=by,
+                    why=f"replaced as challenger by version {version}",
+                )  # fmt: skip
+        elif previous == str(version):
+            mlflow_client.delete_registered_model_alias(registered_model, CHALLENGER)
+        record_status(
+            mlflow_client, registered_model, str(version), status, by=by, why=reason or f"set {status}"
+        )
+    return {"registered_model": registered_model, "version": str(version), "status": status}

@@ -301,7 +301,12 @@ def test_runs_comparisons_and_export(client, project):
 
 
 def _aliases(registry_df) -> dict[str, str]:
-    return {alias: row[0] for row in registry_df["data"] for alias in row[1].split(", ") if alias}
+    """{status: version} of the live roles (champion, challenger) in the registry table."""
+    return {row[1]: row[0] for row in registry_df["data"] if row[1] in ("champion", "challenger")}
+
+
+def _statuses(registry_df) -> dict[str, str]:
+    return {row[0]: row[1] for row in registry_df["data"]}
 
 
 def test_registry_buttons_go_through_the_promotion_checks(client, project):
@@ -322,7 +327,9 @@ def test_registry_buttons_go_through_the_promotion_checks(client, project):
         assert (project / "params.yaml").read_text() == params_before
         message, table = client.predict(challenger, "rollout test", True, api_name="/set_champion")
     assert "is now the **champion**" in message
-    assert _aliases(table) == {"champion": challenger, "archived": champion}
+    assert _statuses(table) == {challenger: "champion", champion: "archived"}
+    history = {row[0]: row[7] for row in table["data"]}[challenger]
+    assert "champion by app" in history  # who did it, recorded on the version
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["models"]["champion"] == params["models"]["challenger"]
 

@@ -150,27 +150,42 @@ def test_promotion_round_trip_on_mlflow_server(mlflow_server, fitted, example, t
         root=tmp_path,
     )
     assert (result["version"], result["previous_champion"]) == ("2", "1")
-    assert _aliases(name, tmp_path) == {"champion": "2", "archived": "1"}
+    assert _aliases(name, tmp_path) == {"champion": "2"}  # archived is a status, not an alias
     # the next report of the same (now production) model sets no challenger alias
     assert registry.register_candidates({"challenger": runs["challenger"][0]}, name, tmp_path) == {}
     promoted = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert promoted["models"]["champion"] == yaml.safe_load(original)["models"]["challenger"]
     assert "# champion: the production model's spec." in (tmp_path / "params.yaml").read_text()
-    mv = registry.client(tmp_path).get_model_version(name, "2")
-    assert mv.tags["promotion_reason"] == "approved" and mv.tags["promotion_forced"] == "false"
     listed = registry.list_versions(name, tmp_path)
-    assert [(r["version"], r["aliases"], r["model_name"]) for r in listed] == [
-        ("2", ["champion"], "challenger"),
-        ("1", ["archived"], "champion"),
+    assert [(r["version"], r["status"], r["aliases"], r["model_name"]) for r in listed] == [
+        ("2", "champion", ["champion"], "challenger"),
+        ("1", "archived", [], "champion"),
     ]
     assert listed[0]["accuracy"] == 0.8
+    assert [(e["status"], e["why"], e["forced"]) for e in listed[0]["history"]] == [
+        ("challenger", "the pipeline's challenger at the committed dvc.lock", False),
+        ("champion", "approved", False),
+    ]
+    assert [e["status"] for e in listed[1]["history"]] == ["champion", "archived"]
+    assert listed[1]["history"][1]["why"] == "replaced as champion by version 2"
 
-    # the app's "set champion" button: the same promotion, back to version 1
-    registry.set_alias(
-        name, "1", "champion", params_path=tmp_path / "params.yaml", root=tmp_path, reason="rollback"
+    # a rollback: promote version 1 again; version 2's history keeps its champion days
+    registry.promote(
+        registered_model=name,
+        params_path=tmp_path / "params.yaml",
+        version="1",
+        reason="rollback",
+        root=tmp_path,
     )
-    assert _aliases(name, tmp_path) == {"champion": "1", "archived": "2"}
+    assert _aliases(name, tmp_path) == {"champion": "1"}
     assert (tmp_path / "params.yaml").read_text() == original
+    statuses = {
+        r["version"]: [e["status"] for e in r["history"]] for r in registry.list_versions(name, tmp_path)
+    }
+    assert statuses == {
+        "1": ["champion", "archived", "champion"],
+        "2": ["challenger", "champion", "archived"],
+    }
 
 
 def test_promote_command_on_default_sqlite_store(default_store, tmp_path, monkeypatch, capsys, root):
@@ -197,18 +212,30 @@ def test_promote_command_on_default_sqlite_store(default_store, tmp_path, monkey
     assert cli.main(["promote", "--force", "--reason", "retention campaign starts Monday"]) == 0
     out = capsys.readouterr().out
     assert "churn-cli version 2 is now the champion; version 1 archived." in out
-    assert _aliases("churn-cli", work) == {"champion": "2", "archived": "1"}
+    assert _aliases("churn-cli", work) == {"champion": "2"}
     assert (
         yaml.safe_load((work / "params.yaml").read_text())["models"]["champion"]["estimator"]
         == (yaml.safe_load(original)["models"]["challenger"]["estimator"])
     )
-    tags = registry.client(work).get_model_version("churn-cli", "2").tags
-    assert tags["promotion_reason"] == "forced: retention campaign starts Monday"
-    assert tags["promotion_forced"] == "true"
+    event = registry.history(registry.client(work).get_model_version("churn-cli", "2").tags)[-1]
+    assert event["why"] == "forced: retention campaign starts Monday" and event["forced"] is True
+    assert event["status"] == "champion" and event["by"] == registry.current_user()
 
     assert cli.main(["registry"]) == 0
     table = capsys.readouterr().out
     assert "churn-cli at sqlite:///" in table and "archived" in table and "champion" in table
+    assert (
+        "champion by " + registry.current_user() + " (forced): forced: retention campaign starts Monday"
+        in table
+    )
+
+    # bad input: a version that does not exist, a registered model that does not exist
+    assert cli.main(["promote", "--version", "7", "--force", "--reason", "x"]) == 1
+    assert "churn-cli has no version '7' (versions: 1, 2)" in capsys.readouterr().err
+    assert _aliases("churn-cli", work) == {"champion": "2"}
+    (work / "params.yaml").write_text((work / "params.yaml").read_text().replace("churn-cli", "churn-nobody"))
+    assert cli.main(["promote", "--version", "1", "--force", "--reason", "x"]) == 1
+    assert "no registered model 'churn-nobody'" in capsys.readouterr().err
 
 
 def test_failed_promotion_restores_aliases_tags_and_params(default_store, tmp_path, monkeypatch, root):
@@ -221,12 +248,17 @@ def test_failed_promotion_restores_aliases_tags_and_params(default_store, tmp_pa
     original = (work / "params.yaml").read_bytes()
     real = MlflowClient.set_registered_model_alias
 
-    def fail_on_archive(self, name, alias, version):  # the registry breaks half-way through
-        if alias == "archived":
-            raise ConnectionError("registry went away")
-        return real(self, name, alias, version)
+    real_tag = MlflowClient.set_model_version_tag
 
-    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", fail_on_archive)
+    def fail_on_archive(self, name, version, key, value):  # the registry breaks half-way through
+        if key == registry.STATUS_TAG and value == "archived":
+            raise ConnectionError("registry went away")
+        return real_tag(self, name, version, key, value)
+
+    before_tags = {
+        v: dict(registry.client(work).get_model_version("churn-rollback", v).tags) for v in ("1", "2")
+    }
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", fail_on_archive)
     with pytest.raises(registry.RegistryError, match="registry went away.*aliases restored") as info:
         registry.promote(
             registered_model="churn-rollback",
@@ -239,7 +271,10 @@ def test_failed_promotion_restores_aliases_tags_and_params(default_store, tmp_pa
     monkeypatch.undo()
     assert _aliases("churn-rollback", work) == before == {"champion": "1", "challenger": "2"}
     assert (work / "params.yaml").read_bytes() == original
-    assert "promotion_reason" not in registry.client(work).get_model_version("churn-rollback", "2").tags
+    after_tags = {
+        v: dict(registry.client(work).get_model_version("churn-rollback", v).tags) for v in ("1", "2")
+    }
+    assert after_tags == before_tags  # the history tag written before the failure is put back
 
 
 def test_unreachable_registry_changes_nothing(default_store, tmp_path, monkeypatch, capsys, root):
@@ -272,13 +307,24 @@ def test_unreachable_registry_changes_nothing(default_store, tmp_path, monkeypat
     assert _aliases("churn-unreachable", work) == before
 
 
-def test_set_alias_never_relabels_the_champion(default_store, tmp_path, root):
+def test_set_status_never_relabels_the_champion(default_store, tmp_path, root):
     store, runs = default_store
     work = _workspace(tmp_path, store, root, "churn-labels")
     registry.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-labels", work)
     with pytest.raises(registry.RegistryError, match="version 1 is the champion"):
-        registry.set_alias("churn-labels", "1", "archived", params_path=work / "params.yaml", root=work)
-    registry.set_alias("churn-labels", "2", "archived", params_path=work / "params.yaml", root=work)
-    assert _aliases("churn-labels", work) == {"champion": "1", "archived": "2"}  # no longer a challenger
-    with pytest.raises(registry.RegistryError, match="alias must be one of"):
-        registry.set_alias("churn-labels", "2", "production", params_path=work / "params.yaml", root=work)
+        registry.set_status("churn-labels", "1", "archived", root=work)
+    registry.set_status("churn-labels", "2", "archived", root=work, by="alice", reason="stale")
+    assert _aliases("churn-labels", work) == {"champion": "1"}  # no longer a challenger
+    row = next(r for r in registry.list_versions("churn-labels", work) if r["version"] == "2")
+    assert row["status"] == "archived" and row["history"][-1]["by"] == "alice"
+    assert row["history"][-1]["why"] == "stale"
+    registry.set_status("churn-labels", "2", "challenger", root=work)  # back as the candidate
+    assert _aliases("churn-labels", work) == {"champion": "1", "challenger": "2"}
+    with pytest.raises(registry.RegistryError, match="the champion changes only by promotion"):
+        registry.set_status("churn-labels", "2", "champion", root=work)
+    with pytest.raises(registry.RegistryError, match="must be 'challenger' or 'archived'"):
+        registry.set_status("churn-labels", "2", "production", root=work)
+    with pytest.raises(registry.RegistryError, match="has no version '9'"):
+        registry.set_status("churn-labels", "9", "challenger", root=work)
+    with pytest.raises(registry.RegistryError, match="no registered model 'churn-missing'"):
+        registry.set_status("churn-missing", "1", "challenger", root=work)

@@ -80,6 +80,14 @@ def test_outputs_hold_gates_verdict_and_card(project_root):
     assert prefixes == {"performance", "fairness", "robustness", "ab_test"}
     assert all({"value", "threshold", "passed"} <= set(g) for g in verdict["gates"].values())
     assert verdict["model_md5"] == file_md5(project_root / "models/challenger.joblib")
+    # the scorecard DVC declares as metrics: the recommendation and the verdict with its gate counts
+    assert json.loads((metrics / "scorecard/ab_test.json").read_text()) == {
+        "recommendation": ab["recommendation"]
+    }
+    assert json.loads((metrics / "scorecard/validation.json").read_text()) == {
+        "approved": verdict["approved"],
+        "counts": verdict["counts"],
+    }
 
     card = (metrics / "model_card.md").read_text()
     for heading in (
@@ -244,7 +252,7 @@ def test_report_logs_one_complete_mlflow_run_per_model(project_root, tmp_path):
         assert card.startswith((project_root / "metrics/model_card.md").read_text().rstrip("\n"))
         assert "Git commit of this build:" in card
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"model_card.md", name} <= artifacts  # the card and the plots directory
+        assert {"model_card.md", "plots"} <= artifacts  # the card and the model's plots directory
     assert by_model["challenger"].data.metrics["validation.approved"] == float(verdict["approved"])
     aliases = client.get_registered_model("churn-model").aliases
     assert set(aliases) >= {"champion"}
@@ -267,17 +275,27 @@ def test_tracking_failure_is_a_warning_and_changes_no_output(project_root, works
 
 def test_dvc_yaml_declares_the_validation_stages(root):
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    # detailed results are plain git-tracked outputs; DVC declares only the scorecard as metrics
     expected = {
-        "validate-fairness": (["metrics/fairness.json"], ["base", "evaluate", "validate_fairness"]),
-        "robustness": (["metrics/robustness.json"], ["base", "evaluate", "robustness"]),
-        "ab-test": (["metrics/ab_test.json"], ["base", "evaluate", "ab_test", "report"]),
-        "report": (["metrics/validation.json"], ["report", "models", "mlflow"]),
+        "validate-fairness": (["metrics/fairness.json"], [], ["base", "evaluate", "validate_fairness"]),
+        "robustness": (["metrics/robustness.json"], [], ["base", "evaluate", "robustness"]),
+        "ab-test": (
+            ["metrics/ab_test.json"],
+            ["metrics/scorecard/ab_test.json"],
+            ["base", "evaluate", "ab_test", "report"],
+        ),
+        "report": (
+            ["metrics/validation.json", "metrics/model_card.md"],
+            ["metrics/scorecard/validation.json"],
+            ["report", "models", "mlflow"],
+        ),
     }
-    for name, (outs, params) in expected.items():
+    for name, (outs, metrics, params) in expected.items():
         stage = stages[name]
-        assert [next(iter(m)) for m in stage["metrics"]] == outs
-        assert all(next(iter(m.values()))["cache"] is False for m in stage["metrics"])
+        assert [next(iter(o)) for o in stage["outs"]] == outs
+        assert [next(iter(m)) for m in stage.get("metrics", [])] == metrics
+        declared = [*stage["outs"], *stage.get("metrics", [])]
+        assert all(next(iter(o.values()))["cache"] is False for o in declared)
         assert stage["params"] == params
-    assert stages["report"]["outs"] == [{"metrics/model_card.md": {"cache": False}}]
     assert "churn/registry.py" not in stages["evaluate"]["do"]["deps"]
     assert np.all([d in stages["report"]["deps"] for d in ("metrics/ab_test.json", "metrics/fairness.json")])

@@ -1,4 +1,4 @@
-"""`churn gate`, `churn promote` and `churn registry`: act on the validation verdict and the registry."""
+"""`churn gate`, `churn track`, `churn promote` and `churn registry`: the verdict, MLflow and the registry."""
 
 from __future__ import annotations
 
@@ -23,22 +23,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_gate)
 
     p = sub.add_parser(
+        "track",
+        help="log one MLflow run per pipeline model not tracked yet; point the aliases at the committed models",
+        description=(
+            "Idempotent: each model's run is keyed by what built it (model hash, spec, metrics, gates), "
+            "so a second call logs nothing. Outside `dvc exp run`, `challenger` follows the challenger "
+            "that dvc.lock at git HEAD records; `champion` is set only in a registry that has none."
+        ),
+    )
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.set_defaults(func=_track)
+
+    p = sub.add_parser(
         "promote",
         help="make the challenger the champion: registry aliases and params.yaml, all or nothing",
         description=(
-            "Register the challenger's model version, move the `champion` alias to it, give the former "
-            "champion `archived`, and write the challenger's spec into params.yaml models.champion. "
-            "Refused unless the challenger is approved and the A/B test recommends promote."
+            "Register the challenger's model version (or take --version), move the `champion` alias to "
+            "it, record the former champion as archived in its status history, and write the version's "
+            "spec into params.yaml models.champion, all under the project's registry lock. Refused unless "
+            "the challenger is approved and the A/B test recommends promote."
         ),
     )
     p.add_argument("--params", default="params.yaml", help="params file to rewrite (default: params.yaml)")
     p.add_argument("--metrics-dir", default="metrics", help="where validation.json and ab_test.json are")
     p.add_argument("--model", default="models/challenger.joblib", help="the challenger model file")
+    p.add_argument(
+        "--version", help="promote this registered version instead (e.g. a rollback; needs --force)"
+    )
     p.add_argument("--force", action="store_true", help="promote even if refused (needs --reason)")
     p.add_argument("--reason", default="", help="why; recorded as a tag on the model version")
     p.set_defaults(func=_promote)
 
-    p = sub.add_parser("registry", help="list the registered model's versions, aliases and key metrics")
+    p = sub.add_parser(
+        "registry", help="list the registered model's versions: status, aliases, key metrics, status history"
+    )
     p.add_argument("--params", default="params.yaml", help="params file naming the registered model")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_registry)
@@ -87,9 +105,12 @@ def _promote(args: argparse.Namespace) -> int:
     experiment = section(params, "mlflow.experiment", args.params)
     metrics_dir = Path(args.metrics_dir)
     verdict, ab = _read(metrics_dir / "validation.json"), _read(metrics_dir / "ab_test.json")
-    if not Path(args.model).exists():
+    if args.version:
+        md5 = None
+    elif not Path(args.model).exists():
         raise UsageError(f"{args.model}: challenger model not found (run `dvc repro`)")
-    md5 = file_md5(args.model)
+    else:
+        md5 = file_md5(args.model)
     result = registry.promote_checked(
         verdict,
         ab,
@@ -99,6 +120,7 @@ def _promote(args: argparse.Namespace) -> int:
         params_path=args.params,
         experiment=experiment,
         model_md5=md5,
+        version=args.version,
     )
     previous = result["previous_champion"]
     sys.stdout.write(
@@ -108,6 +130,16 @@ def _promote(args: argparse.Namespace) -> int:
         + ("" if result["params_changed"] else " (unchanged)")
         + "\nRun `dvc repro` so the champion's outputs match, then commit params.yaml and dvc.lock.\n"
     )
+    return 0
+
+
+def _track(args: argparse.Namespace) -> int:
+    from churn import tracking
+
+    result = tracking.track(".", params_path=args.params)
+    sys.stdout.write(f"MLflow at {result.tracking_uri}\n")
+    for line in tracking.summary(result):
+        sys.stdout.write(f"  {line}\n")
     return 0
 
 
@@ -123,11 +155,11 @@ def _registry(args: argparse.Namespace) -> int:
     if not rows:
         sys.stdout.write(f"{name}: no versions registered yet (run `dvc repro`)\n")
         return 0
-    header = ("version", "aliases", "model", "estimator", "accuracy", "roc_auc", "approved", "run")
+    header = ("version", "status", "model", "estimator", "accuracy", "roc_auc", "approved", "run")
     table = [header] + [
         (
             r["version"],
-            ",".join(r["aliases"]) or "-",
+            r["status"],
             r["model_name"] or "-",
             r["estimator"] or "-",
             "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}",
@@ -141,4 +173,8 @@ def _registry(args: argparse.Namespace) -> int:
     sys.stdout.write(f"{name} at {registry.tracking_uri()}\n")
     for row in table:
         sys.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    sys.stdout.write("\nstatus history (oldest first):\n")
+    for r in rows:
+        events = registry.history_text(r["history"]).splitlines() or ["(no status recorded)"]
+        sys.stdout.write(f"  version {r['version']}:\n" + "".join(f"    {e}\n" for e in events))
     return 0

@@ -1,0 +1,7 @@
+"""`python -m churn …`: the same command line as the `churn` script."""
+
+import sys
+
+from churn.cli import main
+
+sys.exit(main())

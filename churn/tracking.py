@@ -1,0 +1,290 @@
+"""Idempotent MLflow tracking of the pipeline's models: one run per model build, aliases follow the commit.
+
+DVC skips stages whose outputs are committed and unchanged, so tracking cannot depend on a stage
+having run: `track` reads what the pipeline wrote (models, metrics, plots, model card), keys each
+model's run by what built it (the model file's hash, its spec, its metrics and gates) and logs a
+run only for a key the store has not seen. `churn track` runs it after `dvc repro`; the `report`
+stage runs it too, so `dvc exp run` experiments (queued ones included) are tracked as they run.
+
+Aliases follow the committed pipeline state and promotions only: inside a DVC experiment
+(`DVC_EXP_NAME` set) nothing moves; otherwise `challenger` points at the version of the
+challenger model that `dvc.lock` at git HEAD records, and `champion` is set only in a registry
+that has none (after that, only a promotion moves it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from churn import registry
+from churn.io import file_md5, load_json, load_params, section
+
+log = logging.getLogger(__name__)
+
+MODELS = (registry.CHAMPION, registry.CHALLENGER)
+KEY_TAG = "build_key"
+TEST_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier")
+
+
+class TrackingError(ValueError):
+    """The workspace cannot be tracked as it is (stale or missing pipeline outputs); says what to run."""
+
+
+@dataclass
+class Tracked:
+    """What `track` did: each model's run (logged now or found), the aliases it set, notes for the user."""
+
+    runs: dict[str, str] = field(default_factory=dict)
+    logged: list[str] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    experiment_run: bool = False
+    tracking_uri: str = ""
+
+
+def build_key(content: dict[str, Any]) -> str:
+    """A run's identity: the hash of everything that went into it (model hash, spec, metrics, gates)."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def in_experiment() -> bool:
+    """True inside `dvc exp run` (DVC sets DVC_EXP_NAME for the stages of an experiment)."""
+    return bool(os.environ.get("DVC_EXP_NAME"))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise TrackingError(f"{path}: not found (run `dvc repro` first)")
+    obj = load_json(path)
+    if not isinstance(obj, dict):
+        raise TrackingError(f"{path}: must be a JSON object (run `dvc repro`)")
+    return obj
+
+
+def run_contents(
+    root: Path, params: dict[str, Any], source: str, metrics_dir: Path, models_dir: Path
+) -> dict[str, dict[str, Any]]:
+    """Per model: its build key content, MLflow metrics and tags, read from the pipeline's outputs.
+
+    Refuses (TrackingError) when the metrics were built for other model files than the ones on disk.
+    """
+    validation = _read(metrics_dir / "validation.json")
+    data = _read(metrics_dir / "data.json")
+    lineage = validation.get("lineage") or {}
+    out = {}
+    for name in MODELS:
+        path = models_dir / f"{name}.joblib"
+        if not path.exists():
+            raise TrackingError(f"{path}: model not found (run `dvc repro` first)")
+        md5 = file_md5(path)
+        recorded = next((v for k, v in lineage.items() if Path(k).name == path.name), None)
+        if recorded != md5:
+            raise TrackingError(
+                f"{metrics_dir / 'validation.json'} was built for another {name} model "
+                f"(md5 {recorded}, {path} has {md5}): run `dvc repro` first"
+            )
+        evaluate = _read(metrics_dir / "evaluate" / f"{name}.json")
+        test = {m: evaluate[m] for m in TEST_METRICS if m in evaluate}
+        cv = _read(metrics_dir / "train" / f"{name}.json").get("cv", {})
+        if name == registry.CHALLENGER:
+            gates, approved = validation["gates"], validation["approved"]
+        else:
+            gates, approved = validation["champion"]["gates"], validation["champion"]["passed"]
+        gates = {k: {"value": g["value"], "passed": g["passed"]} for k, g in gates.items()}
+        spec = section(params, f"models.{name}", source)
+        recommendation = validation.get("recommendation", "") if name == registry.CHALLENGER else ""
+        content = {
+            "model": name,
+            "spec": spec,
+            "model_md5": md5,
+            "data_md5": data["input"]["md5"],
+            "test": test,
+            "cv": cv,
+            "gates": gates,
+            "approved": approved,
+            "recommendation": recommendation,
+        }
+        out[name] = {
+            "path": path,
+            "spec": spec,
+            "key": build_key(content),
+            "metrics": {
+                "test": evaluate,
+                "cv": cv,
+                "gates": gates,
+                "validation": {"approved": approved},
+            },
+            "tags": {
+                **registry.run_tags(name, data["input"]["md5"], root),
+                **registry.report_tags(md5, spec, approved, recommendation),
+            },
+        }
+    return out
+
+
+def _existing_run(mlflow_client, experiment: str, key: str) -> str | None:
+    exp = mlflow_client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = mlflow_client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.{KEY_TAG} = '{key}' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def committed_models(root: Path, models_dir: Path) -> tuple[dict[str, str], str]:
+    """{model: md5} of the pipeline's models as committed (dvc.lock at git HEAD), and where from.
+
+    Outside git (or before dvc.lock is committed) the workspace's dvc.lock, else the model files.
+    """
+    text, where = None, ""
+    try:
+        proc = subprocess.run(
+            ["git", "show", "HEAD:./dvc.lock"], cwd=root, capture_output=True, text=True, timeout=30
+        )
+        if proc.returncode == 0:
+            text, where = proc.stdout, "dvc.lock at git HEAD"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if text is None and (root / "dvc.lock").exists():
+        text, where = (root / "dvc.lock").read_text(), "dvc.lock"
+    if text is None:
+        return {n: file_md5(models_dir / f"{n}.joblib") for n in MODELS}, "the model files"
+    stages = (yaml.safe_load(text) or {}).get("stages", {})
+    found = {}
+    for name in MODELS:
+        for out in (stages.get(f"train@{name}") or {}).get("outs", []):
+            if Path(out.get("path", "")).name == f"{name}.joblib":
+                found[name] = out.get("md5")
+    return found, where
+
+
+def track(
+    root: str | Path = ".",
+    *,
+    params_path: str | Path = "params.yaml",
+    metrics_dir: str | Path = "metrics",
+    models_dir: str | Path = "models",
+    test_path: str | Path = "data/prepared/test.parquet",
+    by: str = "churn track",
+) -> Tracked:
+    """Log each pipeline model's run unless its build is tracked already, then follow the commit with
+    the aliases (outside experiments). Idempotent: a second call logs nothing and moves nothing."""
+    root = Path(root)
+    metrics_dir, models_dir = root / metrics_dir, root / models_dir
+    params = load_params(root / params_path)
+    experiment = section(params, "mlflow.experiment", str(params_path))
+    registered_model = section(params, "mlflow.registered_model", str(params_path))
+    contents = run_contents(root, params, str(params_path), metrics_dir, models_dir)
+    result = Tracked(experiment_run=in_experiment(), tracking_uri=registry.tracking_uri(root))
+    with registry._reachable(root):
+        mlflow_client = registry.client(root)
+        for name, c in contents.items():
+            found = _existing_run(mlflow_client, experiment, c["key"])
+            if found is None:
+                found = _log(root, name, c, experiment, metrics_dir, test_path)
+                result.logged.append(name)
+            result.runs[name] = found
+        if result.experiment_run:
+            result.notes.append(
+                f"DVC experiment '{os.environ['DVC_EXP_NAME']}': runs logged, registry aliases left as they are"
+            )
+            return result
+        _follow_commit(root, mlflow_client, experiment, registered_model, contents, models_dir, by, result)
+    return result
+
+
+def _log(root: Path, name: str, c: dict[str, Any], experiment: str, metrics_dir: Path, test_path) -> str:
+    """Log one model's complete run: params, metrics, the model, plots, the model card, lineage tags."""
+    from churn import data, validation
+    from churn.io import load_model, read_table
+
+    X = data.xy(read_table(root / test_path))[0].head(5)
+    with registry.quiet_mlflow_logs(), tempfile.TemporaryDirectory() as tmp:
+        artifacts = []
+        if (metrics_dir / "plots" / name).is_dir():  # logged as `plots/`, whichever model it is
+            artifacts.append(Path(shutil.copytree(metrics_dir / "plots" / name, Path(tmp) / "plots")))
+        card = metrics_dir / "model_card.md"
+        if card.exists():
+            copy = Path(tmp) / "model_card.md"
+            copy.write_text(validation.card_with_commit(card.read_text(), registry.git_commit(root)))
+            artifacts.append(copy)
+        return registry.log_model_run(
+            model_name=name,
+            pipeline=load_model(c["path"]),
+            spec=c["spec"],
+            metrics=c["metrics"],
+            example=X,
+            tags={**c["tags"], KEY_TAG: c["key"]},
+            artifacts=artifacts,
+            experiment=experiment,
+            root=root,
+        )
+
+
+def _follow_commit(
+    root: Path,
+    mlflow_client,
+    experiment: str,
+    registered_model: str,
+    contents: dict[str, dict[str, Any]],
+    models_dir: Path,
+    by: str,
+    result: Tracked,
+) -> None:
+    """Point the aliases at the versions of the committed models (see the module docstring)."""
+    committed, where = committed_models(root, models_dir)
+    runs = {}
+    for name in MODELS:
+        md5 = committed.get(name)
+        if not md5:
+            result.notes.append(f"{where} records no {name} model: its alias is left as it is")
+            continue
+        if md5 != contents[name]["tags"]["model_md5"]:
+            result.notes.append(
+                f"the workspace's {name} differs from {where}: its alias follows the committed model "
+                "(commit, then run `churn track` to move it)"
+            )
+        try:
+            runs[name] = registry.find_report_run(mlflow_client, experiment, None, md5).info.run_id
+        except registry.RegistryError:
+            result.notes.append(
+                f"the committed {name} (md5 {md5}) has no tracked run here: run `make track` on a checkout of HEAD"
+            )
+    result.aliases = registry.register_candidates(runs, registered_model, root, by=by)
+    current = registry.aliases(mlflow_client, registered_model)
+    champion = current.get(registry.CHAMPION)
+    if champion and registry.CHAMPION in runs:
+        mv = mlflow_client.get_model_version(registered_model, champion)
+        if mv.tags.get("model_md5") != committed[registry.CHAMPION]:
+            result.notes.append(
+                f"the registry's champion (version {champion}) is not the committed champion model: "
+                "the champion changes only by promotion (`churn promote`)"
+            )
+
+
+def summary(result: Tracked) -> list[str]:
+    """Lines for the user: each run (logged or already tracked), the aliases, the notes."""
+    lines = [
+        f"{name}: run {run_id} ({'logged' if name in result.logged else 'already tracked, nothing logged'})"
+        for name, run_id in result.runs.items()
+    ]
+    if result.aliases:
+        lines.append("aliases set: " + ", ".join(f"{a} → version {v}" for a, v in result.aliases.items()))
+    elif not result.experiment_run:
+        lines.append("aliases unchanged")
+    lines += result.notes
+    return lines
