@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from churn import abtest, data, validation
+from churn import abtest, data, scorecard, validation
 from churn.io import load_json, load_model, load_params, read_table, save_json, section
 from churn.metrics import HEADLINE
 from churn.validation import CANDIDATE, MODELS, PRODUCTION
@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
         "--metrics-dir", default="metrics", help="where evaluate/, fairness.json, robustness.json are"
     )
     p.add_argument("--out", default="metrics/ab_test.json")
+    p.add_argument(
+        "--scorecard-out", help="recommendation for DVC (default: <metrics-dir>/scorecard/ab_test.json)"
+    )
     args = p.parse_args(argv)
     params = load_params(args.params)
     seed = section(params, "base.seed", args.params)
@@ -51,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         failed_gates=validation.failed(gates),
     )
     save_json(result, args.out)
+    save_json(
+        scorecard.ab_test(result), args.scorecard_out or Path(args.metrics_dir) / "scorecard" / "ab_test.json"
+    )
     log.info(
         "A/B on %d customers: %s; McNemar p = %.4g (%s)",
         result["n"],

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from churn import data, metrics, model
+from churn import data, metrics, model, scorecard
 from churn.io import load_model, load_params, read_table, save_json, section
 from stages import _args
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     save_json(metrics.confusion_rows(y, proba, threshold), plots / "confusion.json")
     save_json([{"feature": k, "importance": v} for k, v in importance.items()], plots / "importance.json")
     save_json(scores, out / "evaluate" / f"{args.name}.json")
+    save_json(scorecard.evaluate(args.name, scores), out / "scorecard" / "evaluate" / f"{args.name}.json")
     log.info(
         "evaluated %s on %d test rows: accuracy %.4f, ROC-AUC %.4f",
         args.name,

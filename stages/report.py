@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from churn import data, registry, validation
+from churn import data, registry, scorecard, validation
 from churn.io import file_md5, load_json, load_model, load_params, read_table, save_json, save_text, section
 from churn.metrics import HEADLINE
 from churn.validation import CANDIDATE, MODELS
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--metrics-dir", default="metrics")
     p.add_argument("--out", default="metrics/validation.json")
     p.add_argument("--card", default="metrics/model_card.md")
+    p.add_argument(
+        "--scorecard-out", help="verdict for DVC (default: <metrics-dir>/scorecard/validation.json)"
+    )
     p.add_argument("--no-mlflow", action="store_true", help="skip MLflow tracking")
     args = p.parse_args(argv)
     params = load_params(args.params)
@@ -53,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     card = validation.model_card(ctx)
     save_json(ctx["validation"], args.out)
     save_text(card, args.card)
+    save_json(
+        scorecard.validation(verdict),
+        args.scorecard_out or Path(args.metrics_dir) / "scorecard" / "validation.json",
+    )
     log.info(
         "challenger %s (%d/%d gates passed; A/B: %s)",
         "APPROVED" if verdict["approved"] else "NOT approved",

@@ -66,6 +66,12 @@ def test_stages_chain(workdir):
             "brier",
         }
         assert scores["n"] == 240
+        card = {
+            rel: json.loads((workdir / f"metrics/scorecard/{rel}/{name}.json").read_text())
+            for rel in ("train", "evaluate")
+        }
+        assert card["train"] == {name: {"cv": {"roc_auc": report["cv"]["roc_auc"]["mean"]}}}
+        assert card["evaluate"] == {name: {"roc_auc": scores["roc_auc"]}}
         c = scores["confusion"]
         assert c["tn"] + c["fp"] + c["fn"] + c["tp"] == 240
         plots = workdir / "metrics/plots" / name

@@ -8,18 +8,30 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from churn import report
 from churn.cli import UsageError
 from churn.io import save_text
+from churn.validation import MODELS
 
 log = logging.getLogger(__name__)
 
 PLOTS_DIR = "metrics/plots"
 VALIDATION = "metrics/validation.json"
 AB_TEST = "metrics/ab_test.json"
+#: The detailed results the report compares. DVC declares only the scorecard (metrics/scorecard/) as
+#: metrics; these are plain git-tracked outputs, so `dvc metrics diff/show` are given them as targets.
+DETAIL_METRICS = (
+    "metrics/data.json",
+    *(f"metrics/{stage}/{model}.json" for stage in ("train", "evaluate") for model in MODELS),
+    "metrics/fairness.json",
+    "metrics/robustness.json",
+    AB_TEST,
+    VALIDATION,
+)
 TIMEOUT = 300
 PNG_SIZE = {"width": 720, "height": 480}
 
@@ -84,13 +96,16 @@ def collect(root: Path, base: str) -> report.ReportInputs:
             f"the base revision `{base}` does not exist in this clone, so nothing was compared with it "
             "(in CI check out with `fetch-depth: 0`; locally run `git fetch`). Workspace values only."
         )
-        show = _dvc_json(root, ["metrics", "show", "--json"], inputs.notes, {})
+        targets = _present(root, None)
+        show = _dvc_json(root, ["metrics", "show", "--json"], inputs.notes, {}, targets)
         inputs.metrics = None if show is None else report.changes_from_show(show)
     else:
         inputs.base_sha = sha
         names = {sha: base}
         params = _dvc_json(root, ["params", "diff", sha, "--json"], inputs.notes, names)
-        metrics = _dvc_json(root, ["metrics", "diff", sha, "--all", "--json"], inputs.notes, names)
+        present = _present(root, sha)
+        targets = ("--targets", *present) if present else ()
+        metrics = _dvc_json(root, ["metrics", "diff", sha, "--all", "--json"], inputs.notes, names, targets)
         inputs.params = None if params is None else report.changes_from_diff(params)
         inputs.metrics = None if metrics is None else report.changes_from_diff(metrics)
         _note_missing_sides(inputs)
@@ -99,6 +114,15 @@ def collect(root: Path, base: str) -> report.ReportInputs:
     inputs.validation = _workspace_json(root, VALIDATION, inputs.notes)
     inputs.ab_test = _workspace_json(root, AB_TEST, inputs.notes)
     return inputs
+
+
+def _present(root: Path, sha: str | None) -> list[str]:
+    """The detailed metrics files in the workspace or at `sha` (DVC warns about a target on neither)."""
+    return [
+        path
+        for path in DETAIL_METRICS
+        if (root / path).is_file() or (sha and _git(root, "cat-file", "-e", f"{sha}:{path}") is not None)
+    ]
 
 
 def _workspace_json(root: Path, path: str, notes: list[str]) -> Any:
@@ -140,12 +164,15 @@ def _git(root: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def _dvc_json(root: Path, args: list[str], notes: list[str], names: dict[str, str]) -> Any:
+def _dvc_json(
+    root: Path, args: list[str], notes: list[str], names: dict[str, str], targets: Sequence[str] = ()
+) -> Any:
     """Run DVC (the same package as this Python) and parse its JSON; a failure becomes a note.
 
-    `names` maps what DVC is given (a commit id) to what the user wrote (`main`), for the notes.
+    `names` maps what DVC is given (a commit id) to what the user wrote (`main`), for the notes;
+    `targets` are appended to the command but left out of the notes.
     """
-    cmd = [sys.executable, "-m", "dvc", *args]
+    cmd = [sys.executable, "-m", "dvc", *args, *targets]
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     shown = "dvc " + " ".join(names.get(a, a) for a in args if a != "--json")
