@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from churn import data, registry, scorecard, validation
-from churn.io import file_md5, load_json, load_model, load_params, read_table, save_json, save_text, section
+from churn import scorecard, validation
+from churn.io import file_md5, load_json, load_params, save_json, save_text, section
 from churn.metrics import HEADLINE
 from churn.validation import CANDIDATE, MODELS
 from stages import _args
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         verdict["recommendation"],
     )
     if not args.no_mlflow:
-        _track(args, params, ctx, models, card)
+        _track(args)
 
 
 def _read_inputs(metrics_dir: Path, params: dict[str, Any], source: str) -> dict[str, Any]:
@@ -93,53 +92,30 @@ def _read_inputs(metrics_dir: Path, params: dict[str, Any], source: str) -> dict
     }
 
 
-def _track(args, params, ctx: dict[str, Any], models: dict[str, Path], card: str) -> None:
-    """One MLflow run per model (+ registry aliases); a tracking failure is a warning, never a DVC change."""
+def _track(args) -> None:
+    """Track each model's build in MLflow (idempotent; aliases stay put inside experiments).
+
+    A tracking failure is a warning, never a DVC change: `churn track` retries it after `dvc repro`.
+    """
+    from churn import tracking
+
     try:
-        X = data.xy(read_table(args.test))[0].head(5)
-        with registry.quiet_mlflow_logs(), tempfile.TemporaryDirectory() as tmp:
-            card_copy = Path(tmp) / "model_card.md"
-            card_copy.write_text(validation.card_with_commit(card, registry.git_commit()))
-            runs = {
-                name: registry.log_model_run(
-                    model_name=name,
-                    pipeline=load_model(models[name]),
-                    spec=ctx["specs"][name],
-                    example=X,
-                    artifacts=[Path(args.metrics_dir) / "plots" / name, card_copy],
-                    experiment=section(params, "mlflow.experiment", args.params),
-                    **_run_content(name, ctx, str(models[name])),
-                )
-                for name in MODELS
-            }
-            aliases = registry.register_candidates(runs, ctx["registered_model"])
-        log.info("MLflow runs %s at %s; aliases set: %s", runs, registry.tracking_uri(), aliases or "none")
+        result = tracking.track(
+            ".",
+            params_path=args.params,
+            metrics_dir=args.metrics_dir,
+            models_dir=args.models_dir,
+            test_path=args.test,
+            by="report stage",
+        )
+        for line in tracking.summary(result):
+            log.info("MLflow: %s", line)
     except Exception as exc:
-        log.warning("MLflow tracking failed (%s: %s); DVC outputs are unaffected", type(exc).__name__, exc)
-
-
-def _run_content(name: str, ctx: dict[str, Any], model_path: str) -> dict[str, Any]:
-    """A model's run metrics (test, CV, its gates and verdict) and tags (lineage, spec, verdict)."""
-    v = ctx["validation"]
-    gates, approved = (
-        (v["gates"], v["approved"])
-        if name == CANDIDATE
-        else (v["champion"]["gates"], v["champion"]["passed"])
-    )
-    return {
-        "metrics": {
-            "test": ctx["evaluate"][name],
-            "cv": ctx["cv"][name],
-            "gates": {k: {"value": g["value"], "passed": g["passed"]} for k, g in gates.items()},
-            "validation": {"approved": approved},
-        },
-        "tags": {
-            **registry.run_tags(name, ctx["data"]["input"]["md5"]),
-            **registry.report_tags(
-                ctx["lineage"][model_path], ctx["specs"][name], approved, v["recommendation"]
-            ),
-        },
-    }
+        log.warning(
+            "MLflow tracking failed (%s: %s); DVC outputs are unaffected, `churn track` retries it",
+            type(exc).__name__,
+            exc,
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ probability, and the app's Experiments tab showing the runs. The installed envir
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -82,7 +83,10 @@ def fresh_clone(tmp_path_factory):
 
 def _lock_md5s(root) -> dict[str, str]:
     stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-    return {n: stages[f"train@{n}"]["outs"][0]["md5"] for n in ("champion", "challenger")}
+    return {
+        n: next(o["md5"] for o in stages[f"train@{n}"]["outs"] if o["path"] == f"models/{n}.joblib")
+        for n in ("champion", "challenger")
+    }
 
 
 def test_make_run_tracks_registers_and_shows_the_runs(fresh_clone, monkeypatch):
@@ -113,6 +117,7 @@ def test_the_registered_champion_is_a_standard_mlflow_model(fresh_clone, monkeyp
     import mlflow
 
     root = fresh_clone["root"]
+    monkeypatch.chdir(root)  # MLflow's default artifact root for the evaluation run is ./mlruns
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     test = pd.read_parquet(root / "data/prepared/test.parquet")
@@ -125,6 +130,22 @@ def test_the_registered_champion_is_a_standard_mlflow_model(fresh_clone, monkeyp
     expected = joblib.load(root / "models/champion.joblib").predict_proba(customers)[:, 1]
     probabilities = out["churn_probability"] if isinstance(out, pd.DataFrame) else pd.Series(out)
     np.testing.assert_allclose(probabilities.to_numpy(dtype=float), expected, rtol=0, atol=1e-9)
+
+    # mlflow.models.evaluate on the test split: the evaluate stage's ROC-AUC (stored to 4 decimals)
+    from churn.mlflow_model import csv_form, evaluation_metrics
+
+    X, y = data.xy(test)
+    stage = json.loads((root / "metrics/evaluate/champion.json").read_text())
+    with mlflow.start_run():
+        result = mlflow.models.evaluate(
+            "models:/churn-model@champion",
+            data=csv_form(X).assign(Churn=y),
+            targets="Churn",
+            model_type=None,
+            extra_metrics=evaluation_metrics(threshold=stage["threshold"]),
+        )
+    assert result.metrics["roc_auc"] == pytest.approx(stage["roc_auc"], abs=5e-5)
+    assert result.metrics["accuracy"] == pytest.approx(stage["accuracy"], abs=5e-5)
 
 
 def test_tracking_again_logs_nothing(fresh_clone):

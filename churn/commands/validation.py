@@ -153,7 +153,7 @@ def _registry(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(rows, indent=2, sort_keys=True) + "\n")
         return 0
     if not rows:
-        sys.stdout.write(f"{name}: no versions registered yet (run `dvc repro`)\n")
+        sys.stdout.write(f"{name}: no versions registered yet at {registry.tracking_uri()} (run `make track`)\n")
         return 0
     header = ("version", "status", "model", "estimator", "accuracy", "roc_auc", "approved", "run")
     table = [header] + [
