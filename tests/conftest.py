@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -230,16 +231,53 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def started_server(
+    cmd: list[str], ready_url: str, *, cwd: Path, env: dict[str, str], log_path: Path, timeout: float = 90
+):
+    """Run a real server process (own process group, output to `log_path`) until `ready_url` answers
+    200; yield the process, then stop the whole group (SIGTERM, then SIGKILL). Fails with the log's
+    tail if the process exits or is not ready within `timeout` seconds."""
+    import signal
+    import time
+    import urllib.request
+
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(
+                        f"{' '.join(cmd[:3])} exited {proc.returncode}:\n{log_path.read_text()[-4000:]}"
+                    )
+                with contextlib.suppress(OSError), urllib.request.urlopen(ready_url, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"{' '.join(cmd[:3])} not ready after {timeout:g} s:\n{log_path.read_text()[-4000:]}"
+                    )
+                time.sleep(0.5)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> str:
     """A real `mlflow server` on 127.0.0.1 (SQLite backend, proxied artifacts under tmp); its URL.
 
     Started once per test session (readiness: GET /health, up to 90 s) and terminated after it.
     """
-    import signal
-    import time
-    import urllib.request
-
     base = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
     cmd = [
@@ -253,39 +291,9 @@ def mlflow_server(tmp_path_factory) -> str:
     ]  # fmt: skip
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    log_file = (base / "server.log").open("w")
-    proc = subprocess.Popen(
-        cmd, cwd=base, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"mlflow server exited {proc.returncode}:\n{(base / 'server.log').read_text()[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"mlflow server not ready after 90 s:\n{(base / 'server.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.5)
+    with started_server(cmd, f"{url}/health", cwd=base, env=env, log_path=base / "server.log"):
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        log_file.close()
 
 
 @pytest.fixture(scope="session")

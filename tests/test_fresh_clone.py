@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 
@@ -17,28 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, VENV_BIN, _free_port, git_env
+from conftest import ROOT, VENV_BIN, _free_port, git_env, started_server
 
 from churn import data, registry
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_for_app(proc: subprocess.Popen, url: str, log_path, timeout: float = 600) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"`make run` exited {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"the app did not answer within {timeout} s:\n{log_path.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -55,29 +37,12 @@ def fresh_clone(tmp_path_factory):
     port = _free_port()
     env.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1")
     log_path = base / "make-run.log"
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            ["make", "run", f"VENV={VENV_BIN.parent}"],
-            cwd=clone,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            _wait_for_app(proc, f"http://127.0.0.1:{port}/", log_path)
-            from gradio_client import Client
+    cmd = ["make", "run", f"VENV={VENV_BIN.parent}"]
+    with started_server(cmd, f"http://127.0.0.1:{port}/", cwd=clone, env=env, log_path=log_path, timeout=900):
+        from gradio_client import Client
 
-            client = Client(f"http://127.0.0.1:{port}/", analytics_enabled=False, verbose=False)
-            runs_view = client.predict(api_name="/runs")
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+        client = Client(f"http://127.0.0.1:{port}/", analytics_enabled=False, verbose=False)
+        runs_view = client.predict(api_name="/runs")
     return {"root": clone, "env": env, "log": log_path.read_text(), "runs_view": runs_view}
 
 

@@ -7,17 +7,13 @@ import contextlib
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import VENV_BIN, _free_port, started_server
 
 from churn import data, metrics, registry, schema
 from churn import mlflow_model as mm
@@ -26,7 +22,6 @@ pytestmark = pytest.mark.slow
 
 REGISTERED = "churn-model-test"
 CHAMPION_URI = f"models:/{REGISTERED}@{registry.CHAMPION}"
-VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -155,12 +150,6 @@ def test_mlflow_evaluate_gives_the_projects_roc_auc(store, fitted, prepared):
     assert again.metrics["roc_auc"] == pytest.approx(ours["roc_auc"], abs=1e-9)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _served(model_uri: str, workdir: Path, timeout_s: float = 90):
     """`mlflow models serve` on 127.0.0.1 (local env); yields its URL once GET /ping answers."""
@@ -170,36 +159,11 @@ def _served(model_uri: str, workdir: Path, timeout_s: float = 90):
     # the server execs `uvicorn` from PATH: the venv's bin must be on it
     path = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": path}
-    log_path = workdir / f"serve-{port}.log"
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            cmd, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(
-                        f"mlflow models serve exited {proc.returncode}:\n{log_path.read_text()[-3000:]}"
-                    )
-                with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"mlflow models serve not ready after {timeout_s} s:\n{log_path.read_text()[-3000:]}"
-                    )
-                time.sleep(0.5)
-            yield url
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+    url = f"http://127.0.0.1:{port}"
+    with started_server(
+        cmd, f"{url}/ping", cwd=workdir, env=env, log_path=workdir / f"serve-{port}.log", timeout=timeout_s
+    ):
+        yield url
 
 
 def _post(url: str, body: bytes, content_type: str) -> dict:

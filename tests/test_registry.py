@@ -246,7 +246,6 @@ def test_failed_promotion_restores_aliases_tags_and_params(default_store, tmp_pa
     registry.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-rollback", work)
     before = _aliases("churn-rollback", work)
     original = (work / "params.yaml").read_bytes()
-    real = MlflowClient.set_registered_model_alias
 
     real_tag = MlflowClient.set_model_version_tag
 
