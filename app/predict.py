@@ -99,6 +99,8 @@ GROUPS = {
     ),
 }
 ACTION_COLUMNS = ["Action", "Churn probability after", "Risk reduction (points)"]
+#: What the email box says while the LLM writes (the prediction is already on screen).
+WRITING = "writing…"
 
 
 def _field(name: str) -> gr.components.Component:
@@ -148,10 +150,14 @@ def actions_table(actions) -> pd.DataFrame:
 
 
 def email_note(email) -> str:
-    """Who wrote the email: the LLM model id, or the template and why."""
+    """Who wrote the email: the LLM model id, or the template and why (reason and reason code)."""
     if email.source == "groq":
         return f"✉ Written by the LLM **{email.model}** (Groq). Review before sending."
-    return f"✉ Written from the **template**, not an LLM: {email.reason}."
+    return f"✉ Written from the **template**, not an LLM: {email.reason} (`{email.reason_code}`)."
+
+
+def writing_note(budget_seconds: float) -> str:
+    return f"✉ Writing the retention email (at most {budget_seconds:g} s; the template if the LLM fails)…"
 
 
 def explanation_markdown(assessment) -> str:
@@ -195,20 +201,26 @@ def build_tab(state: AppState) -> None:
     ordered = [fields[name] for name in schema.FEATURES]
 
     def predict(**customer: Any):
-        """Churn probability (first), risk level, SHAP chart, explanation, actions, email and who wrote it."""
+        """Churn probability (first), risk level, SHAP chart, explanation, actions, email and who wrote it.
+
+        Streams: the prediction is shown (and logged) at once with the email box saying "writing…",
+        then the email follows; an API client gets the final values.
+        """
+        predictor = state.predictor
         try:
-            result = state.predictor.assess(customer)
+            prepared = predictor.prepare(customer)
         except schema.SchemaError as exc:
             raise gr.Error(str(exc)) from exc
-        return (
-            result.probability,
-            result.risk_level,
-            explanation_markdown(result),
-            result.explanation.figure(),
-            actions_table(result.actions),
-            result.email.full_text,
-            email_note(result.email),
+        shown = (
+            prepared.probability,
+            prepared.risk_level,
+            explanation_markdown(prepared),
+            prepared.explanation.figure(),
+            actions_table(prepared.actions),
         )
+        yield (*shown, WRITING, writing_note(predictor.retention.email_budget_seconds))
+        email = predictor.complete(prepared).email
+        yield (*shown, email.full_text, email_note(email))
 
     predict_btn.click(
         predict,

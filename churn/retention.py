@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -37,6 +41,14 @@ _ADDON_WORDS = schema.ADDON_LABELS
 #: Features `candidate_changes` knows an offer for.
 SUPPORTED = ("Contract", "PaymentMethod", *_ADDON_WORDS, "PaperlessBilling", "MonthlyCharges")
 _UNAVAILABLE_MODEL_CODES = ("model_decommissioned", "model_not_found")
+#: HTTP statuses worth one more try (the groq client's own rule).
+_RETRYABLE = (408, 409, 429)
+#: No request is started with less budget left than this (it could not finish anyway).
+_MIN_ATTEMPT_SECONDS = 0.2
+#: The wait before a retry when the server does not say (`retry-after`), and the most we ever wait.
+_RETRY_WAIT, _MAX_RETRY_WAIT = 0.5, 2.0
+#: How long past its budget an email may take before the caller stops waiting for the LLM.
+BUDGET_SLACK_SECONDS = 0.5
 DEFAULT_SUBJECT = "A better plan for you"
 
 
@@ -46,7 +58,7 @@ class RetentionSettings:
 
     model: str = "llama-3.1-8b-instant"
     fallback_models: tuple[str, ...] = ("openai/gpt-oss-20b", "llama-3.3-70b-versatile")
-    timeout_seconds: float = 8.0
+    email_budget_seconds: float = 6.0
     max_retries: int = 1
     temperature: float = 0.4
     max_tokens: int = 450
@@ -62,7 +74,10 @@ class RetentionSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(section) - known)
         if unknown:
-            raise ParamsError(f"{source}: unknown key(s) {unknown} in 'retention'; allowed: {sorted(known)}")
+            hint = "; 'timeout_seconds' became 'email_budget_seconds'" if "timeout_seconds" in unknown else ""
+            raise ParamsError(
+                f"{source}: unknown key(s) {unknown} in 'retention'; allowed: {sorted(known)}{hint}"
+            )
         for key in ("fallback_models", "actionable"):
             if key in section:
                 if not isinstance(section[key], list | tuple) or not all(
@@ -81,7 +96,7 @@ class RetentionSettings:
         if not isinstance(self.model, str) or not self.model.strip():
             raise bad("model", "must be a model id")
         for key, lo, hi in (
-            ("timeout_seconds", 0.1, 120),
+            ("email_budget_seconds", 0.5, 60),
             ("max_retries", 0, 1),
             ("temperature", 0, 2),
             ("max_tokens", 50, 4000),
@@ -345,59 +360,152 @@ def write_email(
 ) -> Email:
     """Ask Groq (the configured model, then the fallbacks if a model is gone), else use the template.
 
-    `api_key` / `base_url` default to `GROQ_API_KEY` / `GROQ_BASE_URL`. Never raises for API
-    problems: the returned email says which source wrote it and why.
+    `api_key` / `base_url` default to `GROQ_API_KEY` / `GROQ_BASE_URL`. Never raises and never
+    takes longer than `settings.email_budget_seconds` (+ `BUDGET_SLACK_SECONDS`), retries and
+    fallback models included: on any fault (HTTP error, timeout, malformed or empty answer, an
+    exception in the client or here) the template is returned with a short `reason` and a
+    `reason_code`, which never carry the key or a stack trace.
     """
+    deadline = time.monotonic() + settings.email_budget_seconds
     api_key = api_key if api_key is not None else os.environ.get("GROQ_API_KEY", "")
     base_url = base_url or os.environ.get("GROQ_BASE_URL") or None
     if not api_key.strip():
         return template_email(facts, "no GROQ_API_KEY is set", "no_api_key")
+    tried: list[str] = []
+    clients: list[Any] = []
+    done: dict[str, Email] = {}
+
+    def ask() -> None:
+        try:
+            done["email"] = _ask_groq(facts, settings, api_key, base_url, deadline, tried, clients)
+        except Exception as exc:  # any fault of the writer costs the email, never the caller
+            log.warning("retention email: the LLM writer failed (%s)", type(exc).__name__)
+            log.debug("retention email writer error: %s", str(exc).replace(api_key, "***"))
+            done["email"] = _fallback(
+                facts, "the LLM email writer failed unexpectedly", "internal_error", tried
+            )
+
+    # A watchdog: the client's timeout bounds each wait for a byte, not a whole slow answer.
+    worker = threading.Thread(target=ask, name="retention-email", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()) + BUDGET_SLACK_SECONDS)
+    if "email" in done:
+        return done["email"]
+    for client in list(clients):  # abandon the request; closing is best effort
+        with contextlib.suppress(Exception):
+            client.close()
+    return _out_of_time(facts, settings, tried)
+
+
+def _ask_groq(
+    facts: EmailFacts,
+    settings: RetentionSettings,
+    api_key: str,
+    base_url: str | None,
+    deadline: float,
+    tried: list[str],
+    clients: list[Any],
+) -> Email:
+    """The LLM conversation of `write_email`: each attempt gets what is left of the budget as timeout."""
     import groq
 
     messages = prompt_messages(facts)
-    tried: list[str] = []
     client = groq.Groq(
-        api_key=api_key, base_url=base_url, timeout=settings.timeout_seconds, max_retries=settings.max_retries
+        api_key=api_key, base_url=base_url, timeout=settings.email_budget_seconds, max_retries=0
     )
+    clients.append(client)
     try:
         for model in (settings.model, *settings.fallback_models):
             tried.append(model)
-            try:
-                reply = client.chat.completions.create(
-                    model=model,
-                    messages=messages,
-                    temperature=settings.temperature,
-                    max_tokens=settings.max_tokens,
-                )
-            except groq.APIStatusError as exc:
-                code = _error_code(exc)
-                if exc.status_code in (400, 404) and code in _UNAVAILABLE_MODEL_CODES:
-                    log.warning("Groq model %s is unavailable (%s); trying the next one", model, code)
-                    continue
-                kind = {401: "auth_error", 403: "auth_error", 429: "rate_limited"}.get(
-                    exc.status_code, "server_error" if exc.status_code >= 500 else "api_error"
-                )
-                detail = f" ({code})" if code else ""
-                return _fallback(facts, f"Groq API answered HTTP {exc.status_code}{detail}", kind, tried)
-            except groq.APITimeoutError:
-                reason = f"Groq API did not answer within {settings.timeout_seconds:g} s"
-                return _fallback(facts, reason, "timeout", tried)
-            except groq.APIConnectionError:
-                return _fallback(facts, "could not connect to the Groq API", "connection_error", tried)
-            except groq.GroqError as exc:
-                return _fallback(facts, f"Groq client error ({type(exc).__name__})", "api_error", tried)
-            content = (reply.choices[0].message.content or "").strip() if reply.choices else ""
-            if not content:
-                return _fallback(facts, f"Groq model {model} returned an empty answer", "bad_response", tried)
-            subject, body = _split_subject(content)
-            log.info("retention email written by Groq model %s", model)
-            return Email(subject, body, "groq", model, None, None, tuple(tried))
+            retries = settings.max_retries
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining < _MIN_ATTEMPT_SECONDS:
+                    return _out_of_time(facts, settings, tried)
+                try:
+                    reply = client.chat.completions.create(
+                        model=model,
+                        messages=messages,
+                        temperature=settings.temperature,
+                        max_tokens=settings.max_tokens,
+                        timeout=remaining,
+                    )
+                except groq.APIStatusError as exc:
+                    code = _error_code(exc)
+                    status = exc.status_code
+                    if status in (400, 404) and code in _UNAVAILABLE_MODEL_CODES:
+                        log.warning("Groq model %s is unavailable (%s); trying the next one", model, code)
+                        break
+                    if retries and (status in _RETRYABLE or status >= 500) and _pause(exc, deadline):
+                        retries -= 1
+                        continue
+                    kind = {401: "auth_error", 403: "auth_error", 429: "rate_limited"}.get(
+                        status, "server_error" if status >= 500 else "api_error"
+                    )
+                    detail = f" ({code})" if code else ""
+                    return _fallback(facts, f"Groq API answered HTTP {status}{detail}", kind, tried)
+                except groq.APITimeoutError:
+                    return _out_of_time(facts, settings, tried)
+                except groq.APIConnectionError:
+                    if retries and _pause(None, deadline):
+                        retries -= 1
+                        continue
+                    return _fallback(facts, "could not connect to the Groq API", "connection_error", tried)
+                except groq.GroqError as exc:
+                    return _fallback(facts, f"Groq client error ({type(exc).__name__})", "api_error", tried)
+                except json.JSONDecodeError:
+                    return _fallback(
+                        facts, "the Groq API answered with malformed JSON", "malformed_json", tried
+                    )
+                return _email_from(reply, model, facts, tried)
+        reason = f"every configured Groq model is decommissioned or unknown: {', '.join(tried)}"
+        return _fallback(facts, reason, "models_unavailable", tried)
     finally:
         client.close()
-    reason = f"every configured Groq model is decommissioned or unknown: {', '.join(tried)}"
-    return _fallback(facts, reason, "models_unavailable", tried)
+
+
+def _email_from(reply: Any, model: str, facts: EmailFacts, tried: list[str]) -> Email:
+    """The email in a chat-completion reply, or the template when the reply is not one or is empty."""
+    choices = getattr(reply, "choices", None)
+    if not isinstance(choices, list):
+        return _fallback(facts, "the Groq API's answer is not a chat completion", "bad_schema", tried)
+    if not choices:
+        return _fallback(facts, f"Groq model {model} returned no answer (no choices)", "no_choices", tried)
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
+    if not hasattr(message, "content") or not isinstance(content, str | None):
+        return _fallback(facts, "the Groq API's answer is not a chat completion", "bad_schema", tried)
+    if not (content or "").strip():
+        return _fallback(facts, f"Groq model {model} returned an empty answer", "empty_answer", tried)
+    subject, body = _split_subject(content)
+    log.info("retention email written by Groq model %s", model)
+    return Email(subject, body, "groq", model, None, None, tuple(tried))
+
+
+def _pause(exc: Any, deadline: float) -> bool:
+    """Wait before a retry (the server's `retry-after`, else a short pause); False when the budget
+    would not leave room for another attempt."""
+    wait = _RETRY_WAIT
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        if headers.get("retry-after-ms"):
+            wait = float(headers["retry-after-ms"]) / 1000
+        elif headers.get("retry-after"):
+            wait = float(headers["retry-after"])
+    except ValueError:
+        pass
+    wait = min(max(wait, 0.0), _MAX_RETRY_WAIT)
+    if time.monotonic() + wait + _MIN_ATTEMPT_SECONDS > deadline:
+        return False
+    time.sleep(wait)
+    return True
+
+
+def _out_of_time(facts: EmailFacts, settings: RetentionSettings, tried: Sequence[str]) -> Email:
+    reason = f"Groq API did not answer within the {settings.email_budget_seconds:g} s budget"
+    return _fallback(facts, reason, "timeout", tried)
 
 
 def _fallback(facts: EmailFacts, reason: str, code: str, tried: Sequence[str]) -> Email:
     log.warning("retention email from the template: %s", reason)
-    return template_email(facts, reason, code, tried)
+    return template_email(facts, reason, code, tuple(tried))

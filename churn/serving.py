@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -83,10 +84,11 @@ def risk_levels(probability: np.ndarray, settings: ServingSettings) -> np.ndarra
 
 @dataclass(frozen=True)
 class Assessment:
-    """One customer, fully served: prediction, explanation, retention actions, email, log id.
+    """One customer, served: prediction, explanation, retention actions, log id, and the email.
 
-    `latency_ms` is the model's part (validation, prediction, explanation, actions; what the log
-    records); `email_ms` the time the email took (an LLM call, or the template).
+    `email` is None until `Predictor.complete` has written it. `latency_ms` is the model's part
+    (validation, prediction, explanation, actions; what the log records); `email_ms` the time the
+    email took (an LLM call, or the template).
     """
 
     customer: dict[str, Any]
@@ -94,7 +96,7 @@ class Assessment:
     risk_level: str
     explanation: explain.Explanation
     actions: list[retention.Action]
-    email: retention.Email
+    email: retention.Email | None = None
     prediction_id: int | None = None
     latency_ms: float = 0.0
     email_ms: float = 0.0
@@ -112,7 +114,7 @@ class Assessment:
             "email_ms": self.email_ms,
             "explanation": self.explanation.to_dict(),
             "actions": [a.to_dict() for a in self.actions],
-            "email": self.email.to_dict(),
+            "email": None if self.email is None else self.email.to_dict(),
         }
 
 
@@ -562,33 +564,49 @@ class Predictor:
         facts = retention.email_facts(values, explanation.probability, level, drivers, actions)
         return retention.write_email(facts, self.retention)
 
-    def assess(self, customer: dict | pd.DataFrame) -> Assessment:
-        """Prediction + explanation + actions + email for one customer, logged once with its email source."""
+    def prepare(self, customer: dict | pd.DataFrame) -> Assessment:
+        """Prediction, explanation and actions for one customer, logged at once (no email yet).
+
+        What a face shows first; `complete` then writes the email and records its source in the
+        same log row. Raises `SchemaError` for bad input (nothing logged then).
+        """
         start = time.perf_counter()
         given = self._one(customer)
-        values = given.values()
         explanation = self._explain(given)
         actions = self._actions(given)
         level = str(risk_levels([explanation.probability], self.settings)[0])
         latency = 1000 * (time.perf_counter() - start)
-        email = self._write_email(values, explanation, actions)
-        email_ms = 1000 * (time.perf_counter() - start) - latency
-        ids = []
-        if self.log_enabled:
-            ids = self._log(given, [explanation.probability], [level], latency, email=email.label)
+        ids = self._log(given, [explanation.probability], [level], latency) if self.log_enabled else []
         return Assessment(
-            customer=values,
+            customer=given.values(),
             probability=explanation.probability,
             risk_level=level,
             explanation=explanation,
             actions=actions,
-            email=email,
             prediction_id=ids[0] if ids else None,
             latency_ms=latency,
-            email_ms=email_ms,
             model_name=self.model_name,
             model_version=self.model_version,
         )
+
+    def complete(self, assessment: Assessment) -> Assessment:
+        """A prepared assessment with its retention email, the email's source recorded in the log.
+
+        Never raises for LLM faults and takes at most `retention.email_budget_seconds` (+ slack):
+        any fault gives the template email with its reason (`churn.retention.write_email`).
+        """
+        if assessment.email is not None:
+            return assessment
+        start = time.perf_counter()
+        email = self._write_email(assessment.customer, assessment.explanation, assessment.actions)
+        email_ms = 1000 * (time.perf_counter() - start)
+        if assessment.prediction_id is not None and self.log_enabled:
+            self._open_store().set_email_source(assessment.prediction_id, email.label)
+        return dataclasses.replace(assessment, email=email, email_ms=email_ms)
+
+    def assess(self, customer: dict | pd.DataFrame) -> Assessment:
+        """Prediction + explanation + actions + email for one customer, logged once with its email source."""
+        return self.complete(self.prepare(customer))
 
 
 def check_columns(df: pd.DataFrame, source: str = "input") -> None:

@@ -350,8 +350,11 @@ def serving_root(tmp_path_factory, serving_models, prepared, root) -> Path:
 class GroqStub:
     """A local stand-in for the Groq API: `POST /openai/v1/chat/completions` on 127.0.0.1.
 
-    `plan[model]` says how to answer a model: ("ok", text), ("status", code, error code or None)
-    or ("sleep", seconds). Unplanned models get `default`. `requests` keeps every received body.
+    `plan[model]` says how to answer a model: ("ok", text) (text may be empty), ("status", code,
+    error code or None), ("sleep", seconds) before answering, ("drip", seconds) between the bytes
+    of the answer, ("malformed",) a body cut off mid-JSON, ("body", any JSON) instead of a chat
+    completion, or ("no_choices",) a completion with an empty `choices` list. Unplanned models get
+    `default`. `requests` keeps every received body.
     """
 
     REPLY = "Subject: Stay with us\n\nDear customer,\n\nWe have an offer for you.\n\nCustomer Care"
@@ -383,30 +386,43 @@ class GroqStub:
             error = {"message": f"stub error {code}", "type": "invalid_request_error", "code": err}
             payload = {"error": error}
             return self._send(handler, code, payload)
+        if step[0] == "malformed":
+            return self._send(handler, 200, b'{"id": "chatcmpl-stub", "choices": [{"index": 0, "mess')
+        if step[0] == "body":
+            return self._send(handler, 200, step[1])
+        text = step[1] if step[0] == "ok" else self.REPLY
         reply = {
             "id": "chatcmpl-stub",
             "object": "chat.completion",
             "created": 0,
             "model": body.get("model"),
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": step[1]}, "finish_reason": "stop"}
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
             ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
-        return self._send(handler, 200, reply)
+        if step[0] == "no_choices":
+            reply["choices"] = []
+        return self._send(handler, 200, reply, drip=step[1] if step[0] == "drip" else 0.0)
 
     @staticmethod
-    def _send(handler, code: int, payload: dict) -> None:
+    def _send(handler, code: int, payload, drip: float = 0.0) -> None:
         import json as _json
+        import time as _time
 
-        data = _json.dumps(payload).encode()
+        data = payload if isinstance(payload, bytes) else _json.dumps(payload).encode()
         try:
             handler.send_response(code)
             handler.send_header("content-type", "application/json")
             handler.send_header("content-length", str(len(data)))
             handler.send_header("retry-after-ms", "10")
             handler.end_headers()
-            handler.wfile.write(data)
+            if not drip:
+                handler.wfile.write(data)
+            for i in range(len(data) if drip else 0):  # one byte at a time: every read is quick
+                handler.wfile.write(data[i : i + 1])
+                handler.wfile.flush()
+                _time.sleep(drip)
         except OSError:
             pass  # the client gave up (timeout test)
 

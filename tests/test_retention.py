@@ -13,7 +13,7 @@ from churn import retention, schema
 from churn.io import ParamsError
 
 KEY = "gsk_test_SECRET_key_123"
-FAST = retention.RetentionSettings(timeout_seconds=0.4, max_retries=1)
+FAST = retention.RetentionSettings(email_budget_seconds=1.0, max_retries=1)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,9 @@ def test_actions_only_offer_what_a_retention_team_can(serving_models, risky):
         ({"actionable": ["tenure"]}, "or history ['tenure']"),
         ({"actionable": ["StreamingTVs"]}, "without a retention offer ['StreamingTVs']"),
         ({"max_retries": 3}, "'retention.max_retries' must be a number between 0 and 1"),
-        ({"timeout_seconds": "8"}, "'retention.timeout_seconds' must be a number"),
+        ({"email_budget_seconds": "6"}, "'retention.email_budget_seconds' must be a number between 0.5"),
+        ({"email_budget_seconds": 0}, "'retention.email_budget_seconds' must be a number between 0.5 and 60"),
+        ({"timeout_seconds": 8}, "'timeout_seconds' became 'email_budget_seconds'"),
         ({"modle": "x"}, "unknown key(s) ['modle'] in 'retention'"),
         ({"fallback_models": "openai/gpt-oss-20b"}, "'retention.fallback_models' must be a list"),
     ],
@@ -102,7 +104,7 @@ def test_params_yaml_section_loads(root):
     settings = retention.RetentionSettings.from_params(load_params(root / "params.yaml")["retention"])
     assert settings.model == "llama-3.1-8b-instant"
     assert "openai/gpt-oss-20b" in settings.fallback_models
-    assert settings.max_retries <= 1 and settings.timeout_seconds <= 10
+    assert settings.max_retries <= 1 and settings.email_budget_seconds <= 10
 
 
 @pytest.fixture()
@@ -165,14 +167,77 @@ def test_api_errors_fall_back_to_the_template(groq_stub, facts, caplog, code, re
     assert KEY not in caplog.text + repr(email)
 
 
-def test_timeout_falls_back_quickly(groq_stub, facts):
-    groq_stub.default = ("sleep", 3.0)
+def _no_secret(*texts: str) -> None:
+    for text in texts:
+        assert KEY not in text
+
+
+@pytest.mark.parametrize("step", [("sleep", 5.0), ("drip", 0.05)], ids=["hang", "slow_drip"])
+def test_a_hanging_endpoint_costs_at_most_the_budget(groq_stub, facts, caplog, step):
+    caplog.set_level(logging.DEBUG)
+    groq_stub.default = step  # hang: no answer for 5 s; slow drip: one byte every 50 ms (~20 s in all)
     start = time.perf_counter()
     email = retention.write_email(facts, FAST)
     elapsed = time.perf_counter() - start
     assert email.source == "template" and email.reason_code == "timeout"
-    assert "did not answer within 0.4 s" in email.reason
-    assert elapsed < 2.5  # two 0.4 s attempts and one short back-off, never the 3 s answer
+    assert email.reason == "Groq API did not answer within the 1 s budget"
+    assert elapsed < FAST.email_budget_seconds + 1  # budget + slack, never the endpoint's pace
+    assert len(groq_stub.requests) == 1  # a timed-out attempt used up the budget: no retry
+    _no_secret(caplog.text, repr(email))
+
+
+def test_the_budget_spans_fallback_models(groq_stub, facts):
+    groq_stub.plan["llama-3.1-8b-instant"] = ("status", 400, "model_decommissioned")
+    groq_stub.plan["openai/gpt-oss-20b"] = ("sleep", 5.0)
+    start = time.perf_counter()
+    email = retention.write_email(facts, FAST)
+    assert time.perf_counter() - start < FAST.email_budget_seconds + 1
+    assert email.reason_code == "timeout"
+    assert email.tried == ("llama-3.1-8b-instant", "openai/gpt-oss-20b")
+
+
+@pytest.mark.parametrize(
+    ("step", "reason_code", "reason"),
+    [
+        (("malformed",), "malformed_json", "the Groq API answered with malformed JSON"),
+        (("body", {"detail": "Not Found"}), "bad_schema", "the Groq API's answer is not a chat completion"),
+        (("body", ["not", "a", "completion"]), "bad_schema", "not a chat completion"),
+        (("body", {"choices": [{"message": 5}]}), "bad_schema", "not a chat completion"),
+        (("no_choices",), "no_choices", "Groq model llama-3.1-8b-instant returned no answer (no choices)"),
+        (("ok", ""), "empty_answer", "Groq model llama-3.1-8b-instant returned an empty answer"),
+        (("ok", " \n "), "empty_answer", "returned an empty answer"),
+    ],
+    ids=["malformed_json", "wrong_schema", "json_list", "bad_choice", "empty_choices", "empty", "blank"],
+)
+def test_bad_answers_fall_back_to_the_template(groq_stub, facts, caplog, step, reason_code, reason):
+    caplog.set_level(logging.DEBUG)
+    groq_stub.default = step
+    email = retention.write_email(facts, FAST)
+    assert (email.source, email.reason_code) == ("template", reason_code)
+    assert reason in email.reason
+    assert email.label == f"template:{reason_code}"
+    assert email.text == retention.template_email(facts, "x", "y").text
+    assert len(groq_stub.requests) == 1  # a garbled answer is not retried
+    _no_secret(caplog.text, repr(email), json.dumps(email.to_dict()))
+
+
+def test_any_exception_in_the_writer_falls_back_without_the_secret(groq_stub, facts, caplog, monkeypatch):
+    import groq
+
+    caplog.set_level(logging.DEBUG)
+
+    def broken(**kwargs):
+        raise RuntimeError(f"Illegal header value b'Bearer {kwargs['api_key']}'")
+
+    monkeypatch.setattr(groq, "Groq", broken)
+    email = retention.write_email(facts, FAST)
+    assert (email.source, email.reason_code) == ("template", "internal_error")
+    assert email.reason == "the LLM email writer failed unexpectedly"
+    assert "RuntimeError" in caplog.text and "Traceback" not in caplog.text
+    _no_secret(caplog.text, repr(email))
+    monkeypatch.undo()
+    monkeypatch.setattr(retention, "prompt_messages", lambda facts: 1 / 0)  # our own bug
+    assert retention.write_email(facts, FAST, api_key=KEY).reason_code == "internal_error"
 
 
 def test_decommissioned_model_falls_back_to_the_next(groq_stub, facts):

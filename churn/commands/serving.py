@@ -291,14 +291,14 @@ def read_customer(source: str) -> dict[str, Any]:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from churn.serving import Predictor, risk_levels
+    from churn.serving import Predictor
 
     customer = read_customer(args.customer)
     predictor = Predictor.load(args.model, log=False)
-    explanation = predictor.explain(customer)
-    actions = predictor.actions(customer)
-    level = str(risk_levels([explanation.probability], predictor.settings)[0])
-    email = predictor.email(customer, explanation, actions) if args.email else None
+    result = predictor.prepare(customer)  # the app's path too: the assessment, then the email
+    if args.email:
+        result = predictor.complete(result)
+    explanation, actions, level, email = result.explanation, result.actions, result.risk_level, result.email
     if args.json:
         out = {
             "model_name": predictor.model_name,
