@@ -13,7 +13,13 @@ from pathlib import Path
 log = logging.getLogger("ci.deploy_space")
 
 #: Settings passed to the Space as secrets when they are set in the workflow's environment.
-FORWARDED_SECRETS = ("GROQ_API_KEY", "CHURN_DB_URL", "CHURN_APP_AUTH")
+FORWARDED_SECRETS = (
+    "GROQ_API_KEY",
+    "CHURN_DB_URL",
+    "CHURN_APP_AUTH",
+    "CHURN_APP_ADMIN",
+    "CHURN_APP_ALLOW_ANONYMOUS",
+)
 FAILED = {"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE"}
 
 

@@ -36,14 +36,17 @@ CUSTOMER: dict[str, Any] = {
 }
 
 
-def connect(src: str, token: str | None, timeout: float) -> Any:
-    """A gradio_client.Client for a URL or Space id, retried until the app answers or `timeout` passes."""
+def connect(src: str, token: str | None, timeout: float, auth: tuple[str, str] | None = None) -> Any:
+    """A gradio_client.Client for a URL or Space id (signed in with `auth`, the app's reader login,
+    if given), retried until the app answers or `timeout` passes."""
     from gradio_client import Client
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return Client(src, token=token, verbose=False, download_files=False, analytics_enabled=False)
+            return Client(
+                src, token=token, auth=auth, verbose=False, download_files=False, analytics_enabled=False
+            )
         except Exception as exc:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{src} did not answer within {timeout:.0f} s ({exc})") from exc
@@ -79,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
 
-    client = connect(args.target, os.environ.get("HF_TOKEN") or None, args.timeout)
+    login = os.environ.get("CHURN_APP_AUTH", "").partition(":")
+    auth = (login[0], login[2]) if login[0] and login[2] else None  # the app's reader login, if it has one
+    client = connect(args.target, os.environ.get("HF_TOKEN") or None, args.timeout, auth)
     served = probability(client.predict(**CUSTOMER, api_name="/predict"))
     log.info("/predict answered: churn probability %.4f", served)
     if args.model:

@@ -8,6 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from app.access import ADMIN_ENV, ANONYMOUS_ENV, AUTH_ENV, Access, start_problem
+from churn.redact import scrub
+
+__all__ = ["ADMIN_ENV", "ANONYMOUS_ENV", "AUTH_ENV", "Access", "build", "main", "serve", "start_problem"]
+
 log = logging.getLogger(__name__)
 
 #: Telemetry and version checks off before gradio (or huggingface_hub) is imported.
@@ -23,7 +28,6 @@ HOST, PORT = "127.0.0.1", 7860
 CONCURRENCY = 16
 #: Uploads above this are refused by Gradio itself; the Batch tab refuses smaller ones by its own limit.
 HARD_UPLOAD_LIMIT = "200mb"
-AUTH_ENV = "CHURN_APP_AUTH"
 TITLE = "Churn MLOps"
 
 
@@ -33,10 +37,17 @@ def quiet() -> None:
         os.environ.setdefault(key, value)
 
 
-def build(root: str | Path = ".", model: str = "champion", *, state: Any = None) -> Any:
+def build(
+    root: str | Path = ".",
+    model: str = "champion",
+    *,
+    state: Any = None,
+    access: Access | None = None,
+) -> Any:
     """The app's `gr.Blocks` for the project at `root`, serving `model` (loaded once, here).
 
     When no model can be loaded, the app is one page saying what to do instead of a traceback.
+    `access` says who may change things (default: nobody, the app is read-only).
     """
     quiet()
     import gradio as gr
@@ -45,6 +56,7 @@ def build(root: str | Path = ".", model: str = "champion", *, state: Any = None)
     from app.state import AppState
 
     state = state or AppState.load(root, model)
+    access = access or Access()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE} — customer churn")
         status = gr.Markdown(elem_id="status")
@@ -58,9 +70,9 @@ def build(root: str | Path = ".", model: str = "champion", *, state: Any = None)
             with gr.Tab("Batch", id="batch"):
                 batch.build_tab(state)
             with gr.Tab("Experiments & registry", id="experiments") as tab:
-                experiments.build_tab(state, tab)
+                experiments.build_tab(state, tab, access)
             with gr.Tab("Monitoring", id="monitoring") as tab:
-                monitoring.build_tab(state, tab)
+                monitoring.build_tab(state, tab, access)
             with gr.Tab("A/B test", id="abtest") as tab:
                 abtest.build_tab(state, tab)
             with gr.Tab("Validation", id="validation") as tab:
@@ -70,46 +82,39 @@ def build(root: str | Path = ".", model: str = "champion", *, state: Any = None)
 
 
 def status_text(state: Any) -> str:
-    """One line on what the app serves (or why it cannot)."""
+    """One line on what the app serves (or why it cannot); no server path or credential in it."""
     if state.predictor is None:
-        return f"**Not serving:** {state.problem}"
+        return f"**Not serving:** {scrub(state.problem, state.root)}"
     p = state.predictor
     return (
-        f"Serving **{p.model_name}** (`{p.model_version}`) from `{state.root}` · "
-        f"loaded in {state.load_seconds:.1f} s · predictions are logged to the monitoring store"
+        f"Serving **{p.model_name}** (`{scrub(p.model_version, state.root)}`) from the project folder "
+        f"`{state.root.name}` · loaded in {state.load_seconds:.1f} s · "
+        "predictions are logged to the monitoring store"
     )
 
 
 def problem_text(state: Any) -> str:
     return (
-        f"## {state.problem}\n\n"
+        f"## {scrub(state.problem, state.root)}\n\n"
         "The app serves the model the pipeline builds. From the project folder run:\n\n"
         "```bash\ndvc repro        # or: make repro\npython -m app\n```\n\n"
-        f"Project folder: `{state.root}` · model asked for: `{state.model}` "
+        f"Project folder: `{state.root.name}` · model asked for: `{scrub(state.model, state.root)}` "
         "(`--model` picks another: champion, challenger, a .joblib file or an MLflow URI such as "
         "`models:/churn-model@champion`)."
     )
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    """`user:password` from CHURN_APP_AUTH, or None; a malformed value raises ValueError."""
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise ValueError(f"{AUTH_ENV} must look like user:password (both non-empty)")
-    return user, password
-
-
-def launch_kwargs(
-    host: str = HOST, port: int | None = PORT, auth: tuple[str, str] | None = None
-) -> dict[str, Any]:
-    """How the app is launched: local bind, optional login, no extra file access, errors shown."""
+def launch_kwargs(host: str = HOST, port: int | None = PORT, access: Access | None = None) -> dict[str, Any]:
+    """How the app is launched: local bind, a login when `access` has one (reader or admin), no
+    extra file access, errors shown."""
+    login = access is not None and access.login_required
     return {
         "server_name": host,
         "server_port": port,
-        "auth": auth,
-        "auth_message": "Churn MLOps: sign in with the credentials in CHURN_APP_AUTH." if auth else None,
+        "auth": access.check if login else None,
+        "auth_message": (
+            f"Churn MLOps: sign in as a reader ({AUTH_ENV}) or as the admin ({ADMIN_ENV})." if login else None
+        ),
         "allowed_paths": [],
         "max_file_size": HARD_UPLOAD_LIMIT,
         "show_error": True,
@@ -130,13 +135,16 @@ def serve(
     host: str = HOST,
     port: int | None = None,
     auth: tuple[str, str] | None = None,
+    admin: tuple[str, str] | None = None,
 ) -> tuple[Any, str]:
     """Build and start the app in a background thread (tests, benchmarks, screenshots).
 
-    Returns (blocks, local URL); `blocks.close()` stops it. `port=None` picks a free port.
+    `auth` is the reader's (user, password), `admin` the admin's; without `admin` the app is
+    read-only. Returns (blocks, local URL); `blocks.close()` stops it. `port=None` picks a free port.
     """
-    demo = build(root, model)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(host, port or free_port(host), auth))
+    access = Access.of(auth, admin)
+    demo = build(root, model, access=access)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(host, port or free_port(host), access))
     return demo, demo.local_url
 
 
@@ -173,17 +181,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse flags, load the model once, launch; blocks until the server stops."""
+    """Parse flags, check the logins, load the model once, launch; blocks until the server stops.
+
+    Returns 2 without starting when a login setting is malformed, or when the address is reachable
+    from other machines and no login is set (unless CHURN_APP_ALLOW_ANONYMOUS=1).
+    """
     from churn.io import configure_logging, load_env_file
 
     args = parse_args(argv)
     configure_logging(args.log_level.upper())
     load_env_file(Path(args.root) / ".env")
     try:
-        auth = parse_auth(os.environ.get(AUTH_ENV))
+        access = Access.from_env()
     except ValueError as exc:
         log.error("%s", exc)
         return 2
-    demo = build(args.root, args.model)
-    demo.launch(**launch_kwargs(args.host, args.port, auth))
+    problem = start_problem(args.host, access)
+    if problem:
+        log.error("%s", problem)
+        return 2
+    log.info("access: %s", access.describe())
+    demo = build(args.root, args.model, access=access)
+    demo.launch(**launch_kwargs(args.host, args.port, access))
     return 0

@@ -12,6 +12,7 @@ from app.state import AppState
 from churn import abtest, data, registry, validation
 from churn.io import section
 from churn.metrics import HEADLINE
+from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def model_choices(state: AppState) -> list[tuple[str, str]]:
             label = f"{name} v{row['version']} ({tags}; {row['estimator'] or 'unknown estimator'})"
             choices.append((label, f"models:/{name}/{row['version']}"))
     except Exception as exc:  # the registry is optional: the pipeline's models are always there
-        log.warning("registry versions unavailable for the A/B tab: %s", exc)
+        log.warning("registry versions unavailable for the A/B tab: %s", redact_url(str(exc)))
     return choices
 
 
@@ -217,7 +218,7 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         try:
             result = compare(state, model_a, model_b)
         except (FileNotFoundError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise state.error(str(exc)) from exc
         la, lb = labels.get(model_a, model_a), labels.get(model_b, model_b)
         return (
             recommendation_markdown(result, la, lb),

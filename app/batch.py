@@ -114,7 +114,7 @@ def build_tab(state: AppState) -> None:
             df = read_raw(path)
             scored, rejects = state.predictor.score_frame(df, explain_rows=explain_rows)
         except (DataError, schema.SchemaError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise state.error(str(exc)) from exc
         out = Path(tempfile.mkdtemp(prefix="churn-batch-")) / f"{path.stem}.scored.csv"
         scored.to_csv(out, index=False)
         log.info("batch %s: %d scored, %d rejected", path.name, len(scored), len(rejects))

@@ -12,10 +12,12 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app.access import Access
 from app.state import AppState
 from churn import registry
 from churn.io import section
 from churn.metrics import HEADLINE
+from churn.redact import display_uri, scrub
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ REGISTRY_COLUMNS = [
 ]
 DVC_TIMEOUT = 60
 DEFAULT_METRIC = "test.roc_auc"
+CHANGING = "Changing the registry"
 
 
 def _names(params: dict[str, Any]) -> tuple[str, str]:
@@ -152,15 +155,15 @@ def impact_figure(raw: pd.DataFrame, param: str | None, metric: str | None):
 def dvc_experiments(root: Path) -> tuple[pd.DataFrame, str]:
     """`dvc exp show --json` flattened to one row per workspace/commit/experiment, and a note."""
     if not (root / ".dvc").is_dir():
-        return pd.DataFrame(), f"No DVC experiments: {root} is not a DVC repository."
+        return pd.DataFrame(), "No DVC experiments: the project folder is not a DVC repository."
     try:
         proc = subprocess.run(
             ["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True, timeout=DVC_TIMEOUT
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return pd.DataFrame(), f"`dvc exp show` could not run ({exc})."
+        return pd.DataFrame(), scrub(f"`dvc exp show` could not run ({exc}).", root)
     if proc.returncode != 0:
-        return pd.DataFrame(), f"`dvc exp show` failed: {proc.stderr.strip()[-300:]}"
+        return pd.DataFrame(), scrub(f"`dvc exp show` failed: {proc.stderr.strip()[-300:]}", root)
     rows = []
     for entry in json.loads(proc.stdout or "[]"):
         rows.append(_dvc_row(entry, entry.get("rev", "")))
@@ -256,9 +259,9 @@ def set_alias(
     )
 
 
-def build_tab(state: AppState, tab: gr.Tab) -> None:
+def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
     """Runs, comparisons, DVC experiments, registry; events /runs, /compare_runs, /param_impact,
-    /export_runs, /registry, /set_champion, /set_challenger, /set_archived."""
+    /export_runs, /registry, /set_champion, /set_challenger, /set_archived (the admin's only)."""
     with gr.Row():
         note = gr.Markdown(elem_id="runs-note")
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="runs-refresh")
@@ -286,24 +289,31 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         version = gr.Dropdown(label="Version", allow_custom_value=True, elem_id="registry-version")
         reason = gr.Textbox(label="Reason (recorded on the version)", scale=2)
         force = gr.Checkbox(label="Force (override refused checks; needs a reason)", value=False)
+    admin = access.admin is not None
     with gr.Row():
-        champion_btn = gr.Button("Set champion", variant="primary")
-        challenger_btn = gr.Button("Set challenger")
-        archived_btn = gr.Button("Set archived")
-    registry_msg = gr.Markdown(elem_id="registry-message")
+        champion_btn = gr.Button("Set champion", variant="primary", interactive=admin)
+        challenger_btn = gr.Button("Set challenger", interactive=admin)
+        archived_btn = gr.Button("Set archived", interactive=admin)
+    registry_msg = gr.Markdown(access.note(CHANGING), elem_id="registry-message")
+
+    def store_text() -> str:
+        return display_uri(registry.tracking_uri(state.root), state.root)
+
+    def runs_or_error() -> pd.DataFrame:
+        try:
+            return search_runs(state)
+        except Exception as exc:
+            raise state.error(f"Cannot read MLflow runs at {store_text()}: {exc}") from exc
 
     def runs_view():
         """Note, runs table, metric/param choices, both plots, DVC experiments, registry and versions."""
-        try:
-            raw = search_runs(state)
-        except Exception as exc:
-            raise gr.Error(f"Cannot read MLflow runs at {registry.tracking_uri(state.root)}: {exc}") from exc
+        raw = runs_or_error()
         metrics, params = metric_names(raw), param_names(raw)
         chosen = DEFAULT_METRIC if DEFAULT_METRIC in metrics else (metrics[0] if metrics else None)
         first_param = params[0] if params else None
         dvc_rows, dvc_text = dvc_experiments(state.root)
         text = (
-            f"{len(raw)} run(s) in MLflow at `{registry.tracking_uri(state.root)}`."
+            f"{len(raw)} run(s) in MLflow at `{store_text()}`."
             if len(raw)
             else "No MLflow runs yet: run `make repro` (or `dvc repro` then `churn track`)."
         )
@@ -343,13 +353,13 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
 
     def compare_runs(metric: str):
         """Bar chart of one metric (e.g. test.roc_auc) across every run."""
-        return comparison_figure(search_runs(state), metric)
+        return comparison_figure(runs_or_error(), metric)
 
     metric.change(compare_runs, inputs=metric, outputs=compare_plot, api_name="compare_runs")
 
     def param_impact(param: str, metric: str):
         """Scatter of a hyperparameter (e.g. n_estimators) against a metric, one point per run."""
-        return impact_figure(search_runs(state), param, metric)
+        return impact_figure(runs_or_error(), param, metric)
 
     gr.on(
         [param.change, impact_metric.change],
@@ -362,7 +372,7 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
     def export_runs():
         """Every run with all its params, metrics and tags, as a CSV file."""
         out = Path(tempfile.mkdtemp(prefix="churn-runs-")) / "mlflow_runs.csv"
-        search_runs(state).to_csv(out, index=False)
+        runs_or_error().to_csv(out, index=False)
         return str(out)
 
     export.click(export_runs, outputs=export_file, api_name="export_runs")
@@ -372,10 +382,10 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         try:
             return registry_table(state)
         except Exception as exc:
-            raise gr.Error(f"Cannot read the model registry: {exc}") from exc
+            raise state.error(f"Cannot read the model registry: {exc}") from exc
 
     def version_check(version: str | None, reason: str = "", force: bool = False) -> list[dict]:
-        versions = set(registry_table(state)["version"])
+        versions = set(registry_view()["version"])
         ok_version = bool(version) and str(version) in versions
         msg = "Pick a registered version." if not version else f"Version {version!r} is not registered."
         ok_reason = not force or bool(reason and reason.strip())
@@ -387,17 +397,24 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
 
     def setter(alias: str):
         def set_version(version: str, reason: str = "", force: bool = False, request: gr.Request = None):
+            refused = access.refusal(request, CHANGING)
+            if refused:
+                return f"✗ {refused}", registry_view()
             by = f"app:{request.username}" if request is not None and request.username else "app"
             try:
                 message = set_alias(state, version, alias, reason, force, by)
             except (registry.RegistryError, ValueError) as exc:
-                message = f"✗ Nothing changed: {exc}"
+                message = f"✗ Nothing changed: {scrub(str(exc), state.root)}"
                 if alias == registry.CHAMPION and not force:
                     message += " (here: tick Force and give a reason)"
+            except Exception as exc:  # the store failed outside the registry's own checks
+                raise state.error(f"Nothing changed: {type(exc).__name__}: {exc}") from exc
             state.forget("model:models:/")
             return message, registry_view()
 
-        set_version.__doc__ = f"Give a registered version the `{alias}` alias (message, refreshed registry)."
+        set_version.__doc__ = (
+            f"Give a registered version the `{alias}` alias (message, refreshed registry); the admin only."
+        )
         return set_version
 
     for button, alias in (

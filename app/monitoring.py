@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app.access import Access
 from app.state import AppState
 from churn.monitoring import alerts, drift, timeseries
 from churn.monitoring.monitor import Monitor, Settings
@@ -29,6 +30,7 @@ DEFAULT_WINDOW = "Last 7 days"
 UNITS = ("hour", "day")
 RISK_COLORS = {"Low": "#2ca02c", "Medium": "#ff7f0e", "High": "#d62728"}
 ALERT_COLUMNS = ["when", "kind", "feature", "message"]
+CHANGING = "Storing alerts and posting them to the webhook"
 
 
 def monitor(state: AppState) -> Monitor:
@@ -198,13 +200,16 @@ def summary_markdown(r: dict[str, Any]) -> str:
     return "\n\n".join(lines)
 
 
-def build_tab(state: AppState, tab: gr.Tab) -> None:
-    """Window and unit pickers, charts, drift table, alerts, performance; events /monitoring, /check_alerts."""
+def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
+    """Window and unit pickers, charts, drift table, alerts, performance; events /monitoring, and
+    /check_alerts (the admin's only: it stores alerts and posts them to the webhook)."""
     with gr.Row():
         window = gr.Dropdown(list(WINDOWS), value=DEFAULT_WINDOW, label="Window", elem_id="monitor-window")
         unit = gr.Radio(list(UNITS), value="day", label="Time unit")
         refresh = gr.Button("Refresh", variant="primary", scale=0, elem_id="monitor-refresh")
-        check = gr.Button("Run checks and store alerts", scale=0)
+        check = gr.Button("Run checks and store alerts", scale=0, interactive=access.admin is not None)
+    if access.note(CHANGING):
+        gr.Markdown(access.note(CHANGING), elem_id="monitor-read-only")
     summary = gr.Markdown(elem_id="monitor-summary")
     with gr.Row():
         volume_day = gr.Plot(label="Prediction volume by day", elem_id="volume-day")
@@ -221,7 +226,12 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
 
     def monitoring(window: str = DEFAULT_WINDOW, unit: str = "day"):
         """Summary, volume by day and hour, probability distribution, risk breakdown, alerts, drift, performance."""
-        r = report(state, window, unit)
+        try:
+            r = report(state, window, unit)
+        except gr.Error:
+            raise
+        except Exception as exc:  # the log's database, a missing table: say it, without server details
+            raise state.error(f"Cannot build the monitoring report: {exc}") from exc
         if not r["n"]:
             return summary_markdown(r), None, None, None, None, alerts_table([], []), pd.DataFrame(), None
         return (
@@ -239,13 +249,19 @@ def build_tab(state: AppState, tab: gr.Tab) -> None:
         [tab.select, refresh.click], monitoring, inputs=[window, unit], outputs=outputs, api_name="monitoring"
     )
 
-    def check_alerts(window: str = DEFAULT_WINDOW, unit: str = "day"):
-        """Run `churn monitor check` on the window (alerts stored and sent to the webhook), then refresh."""
-        mon = monitor(state)
+    def check_alerts(window: str = DEFAULT_WINDOW, unit: str = "day", request: gr.Request = None):
+        """Run `churn monitor check` on the window (alerts stored and sent to the webhook), then refresh;
+        the admin only."""
+        refused = access.refusal(request, CHANGING)
+        if refused:
+            raise gr.Error(refused, print_exception=False)
         try:
+            mon = monitor(state)
             _, fired = mon.check(WINDOWS[window](mon))
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+        except gr.Error:
+            raise
+        except Exception as exc:  # an empty window, the log's database: say it, without server details
+            raise state.error(f"No alerts checked: {exc}") from exc
         gr.Info(f"{len(fired)} alert(s) fired and stored." if fired else "No alert fired.")
         return monitoring(window, unit)
 

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from churn.io import ParamsError, load_json, load_params, read_table
+from churn.redact import scrub
 from churn.serving import Predictor
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,15 @@ class AppState:
         with self._lock:
             for key in [k for k in self._cache if k.startswith(prefix)]:
                 del self._cache[key]
+
+    def error(self, message: str) -> Exception:
+        """A `gr.Error` for the user with `message` scrubbed (no credentials, no server paths), also
+        logged scrubbed; Gradio prints no traceback for it (its cause may hold the raw text)."""
+        import gradio as gr
+
+        text = scrub(message, self.root)
+        log.warning("%s", text)
+        return gr.Error(text, print_exception=False)
 
     # -- project files -----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from churn.io import configure_logging, load_env_file
+from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
     except UsageError as exc:
-        sys.stderr.write(f"churn {args.command}: {exc}\n")
+        sys.stderr.write(f"churn {args.command}: {redact_url(str(exc))}\n")
         return 2
     except USER_ERRORS as exc:
-        sys.stderr.write(f"churn {args.command}: {exc}\n")
+        sys.stderr.write(f"churn {args.command}: {redact_url(str(exc))}\n")
         return 1
     return int(code or 0)
 

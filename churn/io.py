@@ -139,11 +139,28 @@ def file_md5(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+#: Loggers of HTTP clients that print whole requests at DEBUG (the Groq client: the prompt, which
+#: holds the customer's profile). They stay at INFO unless GROQ_LOG=debug asks for them.
+CHATTY_LOGGERS = ("groq", "httpx", "httpcore")
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Configure root logging once; called by entry points (stages, CLI, app), never on import."""
+    """Configure root logging once; called by entry points (stages, CLI, app), never on import.
+
+    Every line is written with URL credentials redacted (`postgresql://user:***@…`).
+    """
     import logging
 
+    from churn.redact import RedactingFilter
+
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    if os.environ.get("GROQ_LOG", "").lower() != "debug":
+        for name in CHATTY_LOGGERS:
+            if logging.getLogger(name).getEffectiveLevel() < logging.INFO:
+                logging.getLogger(name).setLevel(logging.INFO)
 
 
 def load_env_file(path: str | Path = ".env") -> bool:

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from churn.io import ParamsError, save_text
+from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,12 @@ def _mlflow(root: str | Path = "."):
     """Import and point mlflow at the configured store (telemetry off)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri(root)
+    if redact_url(uri) != uri:  # MLflow prints "View run at <URL>" links, credentials and all
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(root))
+    mlflow.set_tracking_uri(uri)
     return mlflow
 
 
@@ -255,7 +259,7 @@ def get_version(mlflow_client, registered_model: str, version: str):
 
     if _registered(mlflow_client, registered_model) is None:
         raise RegistryError(
-            f"no registered model '{registered_model}' at {mlflow_client.tracking_uri} "
+            f"no registered model '{registered_model}' at {redact_url(mlflow_client.tracking_uri)} "
             "(run `make track` to register the pipeline's models)"
         )
     try:
@@ -277,7 +281,7 @@ def find_report_run(mlflow_client, experiment: str, model_name: str | None, mode
     exp = mlflow_client.get_experiment_by_name(experiment)
     if exp is None:
         raise RegistryError(
-            f"no MLflow experiment '{experiment}' at {mlflow_client.tracking_uri}: run `make track` first"
+            f"no MLflow experiment '{experiment}' at {redact_url(mlflow_client.tracking_uri)}: run `make track` first"
         )
     name = f"tags.model_name = '{model_name}' and " if model_name else ""
     runs = mlflow_client.search_runs(
@@ -292,7 +296,7 @@ def find_report_run(mlflow_client, experiment: str, model_name: str | None, mode
     if not runs:
         raise RegistryError(
             f"no MLflow run of the {model_name or 'pipeline'} model with md5 {model_md5} in experiment "
-            f"'{experiment}' at {mlflow_client.tracking_uri}: run `make track` (after `dvc repro`)"
+            f"'{experiment}' at {redact_url(mlflow_client.tracking_uri)}: run `make track` (after `dvc repro`)"
         )
     return runs[0]
 
@@ -439,7 +443,9 @@ def _reachable(root: str | Path = ".") -> Iterator[None]:
         raise
     except Exception as exc:
         raise RegistryError(
-            f"cannot use the MLflow registry at {tracking_uri(root)} ({type(exc).__name__}: {exc})"
+            redact_url(
+                f"cannot use the MLflow registry at {tracking_uri(root)} ({type(exc).__name__}: {exc})"
+            )
         ) from exc
 
 
@@ -678,7 +684,9 @@ def _promote_locked(
             save_text(text, params_path)
         state = "restored" if not problems else f"NOT fully restored ({'; '.join(problems)})"
         raise RegistryError(
-            f"promotion failed ({type(exc).__name__}: {exc}); registry aliases {state}, {params_path} unchanged"
+            redact_url(
+                f"promotion failed ({type(exc).__name__}: {exc}); registry aliases {state}, {params_path} unchanged"
+            )
         ) from exc
     log.info("promoted %s version %s to champion (was %s)", registered_model, target, previous)
     return {

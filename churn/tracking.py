@@ -29,6 +29,7 @@ import yaml
 
 from churn import registry
 from churn.io import file_md5, load_json, load_params, section
+from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Tracked:
     aliases: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     experiment_run: bool = False
+    #: Where the runs are, for display (credentials redacted).
     tracking_uri: str = ""
 
 
@@ -189,7 +191,7 @@ def track(
     experiment = section(params, "mlflow.experiment", str(params_path))
     registered_model = section(params, "mlflow.registered_model", str(params_path))
     contents = run_contents(root, params, str(params_path), metrics_dir, models_dir)
-    result = Tracked(experiment_run=in_experiment(), tracking_uri=registry.tracking_uri(root))
+    result = Tracked(experiment_run=in_experiment(), tracking_uri=redact_url(registry.tracking_uri(root)))
     with registry._reachable(root):
         mlflow_client = registry.client(root)
         for name, c in contents.items():

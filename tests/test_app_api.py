@@ -1,4 +1,5 @@
-"""The app's API through gradio_client, against the app started in-process on a built project."""
+"""The app's API through gradio_client, against the app started in-process on a built project
+(with a reader and an admin login: readers read, only the admin changes the registry and stores alerts)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ EXPECTED_ENDPOINTS = {
     "/ab_test",
     "/validation",
 }
+READER = ("analyst", "reader-pw")
+ADMIN = ("admin", "admin-pw")
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +52,32 @@ def project(private_project):
 
 @pytest.fixture(scope="module")
 def served(project):
-    demo, url = serve(project)
+    demo, url = serve(project, auth=READER, admin=ADMIN)
     yield demo, url
     demo.close()
 
 
 @pytest.fixture(scope="module")
 def client(served, project):
+    """Signed in as the reader."""
     return Client(
-        served[1], verbose=False, download_files=str(project / "downloads"), analytics_enabled=False
+        served[1],
+        auth=READER,
+        verbose=False,
+        download_files=str(project / "downloads"),
+        analytics_enabled=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def admin_client(served, project):
+    """Signed in as the admin (registry changes, alert checks)."""
+    return Client(
+        served[1],
+        auth=ADMIN,
+        verbose=False,
+        download_files=str(project / "downloads"),
+        analytics_enabled=False,
     )
 
 
@@ -210,7 +230,7 @@ def test_batch_rejects_bad_files_next_to_the_upload(client, store, project, tmp_
     assert store.count() == before
 
 
-def test_monitoring_shows_volume_drift_alerts_and_live_performance(client, store, project):
+def test_monitoring_shows_volume_drift_alerts_and_live_performance(client, admin_client, store, project):
     from churn.monitoring import simulate
     from churn.monitoring.store import Outcome
 
@@ -236,7 +256,7 @@ def test_monitoring_shows_volume_drift_alerts_and_live_performance(client, store
     assert {t["name"] for t in traces(perf)} >= {"live accuracy", "live roc_auc", "estimated accuracy"}
 
     stored = len(store.read_alerts(limit=None))
-    client.predict("Everything logged", "hour", api_name="/check_alerts")
+    admin_client.predict("Everything logged", "hour", api_name="/check_alerts")
     assert len(store.read_alerts(limit=None)) == stored + len(kinds)
 
 
@@ -281,7 +301,7 @@ def test_ab_test_with_a_registered_version_and_bad_choices(client):
 def test_runs_comparisons_and_export(client, project):
     out = client.predict(api_name="/runs")
     note, runs, metric, compare, dvc_note, registry_df = out[0], out[1], out[2], out[3], out[7], out[9]
-    assert note.startswith("2 run(s) in MLflow")
+    assert note == "2 run(s) in MLflow at `sqlite:///mlflow.db (project folder)`."  # no server path
     rows = [dict(zip(runs["headers"], row, strict=True)) for row in runs["data"]]
     assert {r["model"] for r in rows} == {"champion", "challenger"}
     assert all(0.5 < r["test.roc_auc"] <= 1 for r in rows)
@@ -309,7 +329,8 @@ def _statuses(registry_df) -> dict[str, str]:
     return {row[0]: row[1] for row in registry_df["data"]}
 
 
-def test_registry_buttons_go_through_the_promotion_checks(client, project):
+def test_registry_buttons_go_through_the_promotion_checks(admin_client, project):
+    client = admin_client
     params_before = (project / "params.yaml").read_text()
     aliases = _aliases(client.predict(api_name="/runs")[9])
     champion, challenger = aliases["champion"], aliases["challenger"]
@@ -329,7 +350,7 @@ def test_registry_buttons_go_through_the_promotion_checks(client, project):
     assert "is now the **champion**" in message
     assert _statuses(table) == {challenger: "champion", champion: "archived"}
     history = {row[0]: row[7] for row in table["data"]}[challenger]
-    assert "champion by app" in history  # who did it, recorded on the version
+    assert f"champion by app:{ADMIN[0]}" in history  # who did it, recorded on the version
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["models"]["champion"] == params["models"]["challenger"]
 
@@ -337,9 +358,10 @@ def test_registry_buttons_go_through_the_promotion_checks(client, project):
     assert _aliases(table)["challenger"] == champion
 
 
-def test_status_names_the_served_model(client, reference):
+def test_status_names_the_served_model(client, reference, project):
     status = client.predict(api_name="/status")
     assert reference.model_name in status and reference.model_version in status
+    assert f"from the project folder `{project.name}`" in status and str(project) not in status
 
 
 def test_no_model_page_instead_of_a_traceback(tmp_path):
@@ -358,16 +380,21 @@ def test_no_model_page_instead_of_a_traceback(tmp_path):
 
 
 def test_launch_defaults_bind_locally_and_login_comes_from_env(monkeypatch):
-    from app import HOST, QUIET_ENV, launch_kwargs, parse_args, parse_auth
+    from app import HOST, QUIET_ENV, Access, launch_kwargs, parse_args
 
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     args = parse_args([])
     assert (args.host, args.port, args.model) == ("127.0.0.1", 7860, "champion") and HOST == "127.0.0.1"
-    kwargs = launch_kwargs(args.host, args.port, parse_auth("analyst:s3:cret"))
-    assert kwargs["server_name"] == "127.0.0.1" and kwargs["auth"] == ("analyst", "s3:cret")
+    access = Access.from_env({"CHURN_APP_AUTH": "analyst:s3:cret"})
+    kwargs = launch_kwargs(args.host, args.port, access)
+    assert kwargs["server_name"] == "127.0.0.1" and kwargs["auth"]("analyst", "s3:cret") is True
+    assert kwargs["auth"]("analyst", "s3") is False and kwargs["auth"]("admin", "s3:cret") is False
     assert kwargs["allowed_paths"] == [] and kwargs["share"] is False
-    assert parse_auth(None) is None and parse_auth("") is None
+    assert launch_kwargs(args.host, args.port, Access())["auth"] is None
+    assert Access.from_env({}) == Access() and Access.from_env({"CHURN_APP_AUTH": ""}) == Access()
     for bad in ("analyst", "analyst:", ":s3cret"):
         with pytest.raises(ValueError, match="CHURN_APP_AUTH must look like user:password"):
-            parse_auth(bad)
+            Access.from_env({"CHURN_APP_AUTH": bad})
+        with pytest.raises(ValueError, match="CHURN_APP_ADMIN must look like user:password"):
+            Access.from_env({"CHURN_APP_ADMIN": bad})
     assert QUIET_ENV["GRADIO_ANALYTICS_ENABLED"] == "False" and QUIET_ENV["HF_HUB_OFFLINE"] == "1"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from churn.cli import UsageError
+from churn.redact import redact_url
 
 #: `churn monitor check` exit code when at least one alert fired (errors exit 1 or 2).
 ALERT_EXIT = 3
@@ -254,7 +255,7 @@ def _simulate(args: argparse.Namespace) -> int:
             simulate.outcomes_frame(customers, settings.outcome_delay_days).to_csv(tmp, index=False)
     sys.stdout.write(
         f"replayed {logged} customers through {predictor.model_name} over {days:g} days "
-        f"(scenario {scenario.name}, onset {onset:g}, seed {seed}) into {monitor.store.url}\n"
+        f"(scenario {scenario.name}, onset {onset:g}, seed {seed}) into {redact_url(monitor.store.url)}\n"
     )
     if args.outcomes:
         sys.stdout.write(f"outcomes written to {args.outcomes}: record them with `churn monitor feedback`\n")

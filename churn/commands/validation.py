@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from churn.cli import UsageError
+from churn.redact import redact_url
 
 VALIDATION = "metrics/validation.json"
 
@@ -153,7 +154,8 @@ def _registry(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(rows, indent=2, sort_keys=True) + "\n")
         return 0
     if not rows:
-        sys.stdout.write(f"{name}: no versions registered yet at {registry.tracking_uri()} (run `make track`)\n")
+        where = redact_url(registry.tracking_uri())
+        sys.stdout.write(f"{name}: no versions registered yet at {where} (run `make track`)\n")
         return 0
     header = ("version", "status", "model", "estimator", "accuracy", "roc_auc", "approved", "run")
     table = [header] + [
@@ -170,7 +172,7 @@ def _registry(args: argparse.Namespace) -> int:
         for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    sys.stdout.write(f"{name} at {registry.tracking_uri()}\n")
+    sys.stdout.write(f"{name} at {redact_url(registry.tracking_uri())}\n")
     for row in table:
         sys.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
     sys.stdout.write("\nstatus history (oldest first):\n")
