@@ -67,10 +67,11 @@ def probability(result: Any) -> float:
 
 def expected(model_path: str) -> float:
     """The probability the validated model gives CUSTOMER (what the deployment must serve)."""
-    import joblib
     import pandas as pd
 
-    return float(joblib.load(model_path).predict_proba(pd.DataFrame([CUSTOMER]))[0, 1])
+    from churn.io import load_model  # checked against dvc.lock before joblib runs the file
+
+    return float(load_model(model_path).predict_proba(pd.DataFrame([CUSTOMER]))[0, 1])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,12 +42,14 @@ def build(
     model: str = "champion",
     *,
     state: Any = None,
+    trust_model: bool = False,
     access: Access | None = None,
 ) -> Any:
     """The app's `gr.Blocks` for the project at `root`, serving `model` (loaded once, here).
 
     When no model can be loaded, the app is one page saying what to do instead of a traceback.
     `access` says who may change things (default: nobody, the app is read-only).
+    `trust_model` (`--trust-model`) serves a .joblib file that is not one of the pipeline's models.
     """
     quiet()
     import gradio as gr
@@ -55,7 +57,7 @@ def build(
     from app import abtest, batch, experiments, monitoring, predict, validation
     from app.state import AppState
 
-    state = state or AppState.load(root, model)
+    state = state or AppState.load(root, model, trust_model=trust_model)
     access = access or Access()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(f"# {TITLE} — customer churn")
@@ -166,6 +168,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="champion (default) | challenger | a .joblib path | an MLflow URI (models:/churn-model@champion)",
     )
     p.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="serve a .joblib file that is not one of the pipeline's models (checked against dvc.lock); "
+        "joblib runs any code a file holds, so only for files you trust",
+    )
+    p.add_argument(
         "--host",
         default=os.environ.get("GRADIO_SERVER_NAME") or HOST,
         help=f"address to bind (default $GRADIO_SERVER_NAME or {HOST}; 0.0.0.0 for every interface)",
@@ -201,6 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", problem)
         return 2
     log.info("access: %s", access.describe())
-    demo = build(args.root, args.model, access=access)
+    demo = build(args.root, args.model, trust_model=args.trust_model, access=access)
     demo.launch(**launch_kwargs(args.host, args.port, access))
     return 0

@@ -10,8 +10,9 @@ import gradio as gr
 import pandas as pd
 
 from app.state import AppState
-from churn import schema, serving
-from churn.data import DataError, read_raw
+from churn import data, schema, serving
+from churn.data import DataError
+from churn.io import csv_safe
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,15 @@ MAX_MB = 20
 REJECT_PREVIEW = 200
 
 
-def check(upload: str | None, explain_rows: bool = False) -> list[dict]:
-    """Validator: the file is there, small enough, a CSV, and has the Telco columns."""
-    return [gr.validate(*_file_problem(upload)), gr.validate(True, "")]
+def check(
+    upload: str | None, explain_rows: bool = False, max_line_bytes: int = data.MAX_LINE_BYTES
+) -> list[dict]:
+    """Validator: the file is there, small enough, passes the CSV reader's file rules (the ones
+    `churn predict` applies) and has the Telco columns."""
+    return [gr.validate(*_file_problem(upload, max_line_bytes)), gr.validate(True, "")]
 
 
-def _file_problem(upload: str | None) -> tuple[bool, str]:
+def _file_problem(upload: str | None, max_line_bytes: int = data.MAX_LINE_BYTES) -> tuple[bool, str]:
     if not upload:
         return False, "Upload a CSV file of customers first."
     path = Path(upload)  # Gradio itself refuses files that are not .csv (file_types)
@@ -36,16 +40,14 @@ def _file_problem(upload: str | None) -> tuple[bool, str]:
             "score big files with `churn predict FILE.csv -o scored.csv`"
         )
     try:
-        header = pd.read_csv(path, dtype=str, nrows=0)
-        serving.check_columns(header, source=path.name)
-    except schema.SchemaError as exc:
+        source = data.CsvInput(path, max_line_bytes=max_line_bytes, name=path.name)
+        serving.check_columns(pd.DataFrame(columns=source.header), source=path.name)
+    except (DataError, schema.SchemaError) as exc:
         return False, str(exc)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        return False, f"{path.name}: not a readable CSV ({exc})"
     return True, ""
 
 
-def summary_markdown(scored: pd.DataFrame, rejects: pd.DataFrame, name: str) -> str:
+def summary_markdown(scored: pd.DataFrame, rejects: pd.DataFrame, name: str, duplicates: int = 0) -> str:
     counts = scored[serving.RISK].value_counts() if len(scored) else pd.Series(dtype=int)
     lines = [
         f"### {name}: {len(scored):,} customers scored, {len(rejects):,} rejected",
@@ -61,6 +63,12 @@ def summary_markdown(scored: pd.DataFrame, rejects: pd.DataFrame, name: str) -> 
         lines += ["", f"Mean churn probability: **{scored[serving.PROBABILITY].mean():.1%}**."]
     if len(rejects):
         lines += ["", "Rejected rows are listed below with the rule they break; fix them and upload again."]
+    if duplicates:
+        lines += [
+            "",
+            f"⚠ {duplicates:,} row(s) repeat an earlier row's customerID: each customer is scored once, "
+            "the repeats are listed as rejected.",
+        ]
     return "\n".join(lines)
 
 
@@ -84,9 +92,7 @@ def histogram(scored: pd.DataFrame):
 
 def rejects_table(rejects: pd.DataFrame) -> pd.DataFrame:
     """Rejected rows with their CSV line number (header is line 1) and reason, first rows only."""
-    out = rejects.head(REJECT_PREVIEW).copy()
-    out.insert(0, "line", out.pop(serving.ROW) + 2)
-    return out
+    return rejects.head(REJECT_PREVIEW).reset_index(drop=True)
 
 
 def build_tab(state: AppState) -> None:
@@ -107,20 +113,30 @@ def build_tab(state: AppState) -> None:
         label="Rejected rows (first 200)", interactive=False, wrap=True, elem_id="batch-rejects"
     )
 
+    def max_line_bytes() -> int:
+        return state.predictor.settings.max_line_bytes
+
+    def validate(upload: str | None, explain_rows: bool = False) -> list[dict]:
+        """Validator: `check` with the served project's `serving.max_line_bytes`."""
+        return check(upload, explain_rows, max_line_bytes())
+
     def score(upload: str, explain_rows: bool = False):
         """Scored CSV (path), summary (risk breakdown), probability histogram, rejected rows with reasons."""
         path = Path(upload)
-        try:
-            df = read_raw(path)
-            scored, rejects = state.predictor.score_frame(df, explain_rows=explain_rows)
+        try:  # the reader `churn predict` uses: the same file gets the same verdict
+            source = data.CsvInput(path, max_line_bytes=max_line_bytes(), name=path.name)
+            rows = source.read()
+            serving.check_columns(rows.frame, source=path.name)
+            scored, value_rejects = state.predictor.score_frame(rows.frame, explain_rows=explain_rows)
         except (DataError, schema.SchemaError) as exc:
             raise state.error(str(exc)) from exc
         out = Path(tempfile.mkdtemp(prefix="churn-batch-")) / f"{path.stem}.scored.csv"
-        scored.to_csv(out, index=False)
+        csv_safe(scored).to_csv(out, index=False)
+        rejects = rows.with_rejects(value_rejects, row=serving.ROW)
         log.info("batch %s: %d scored, %d rejected", path.name, len(scored), len(rejects))
         return (
             str(out),
-            summary_markdown(scored, rejects, path.name),
+            summary_markdown(scored, rejects, path.name, rows.duplicates),
             histogram(scored),
             rejects_table(rejects),
         )
@@ -129,6 +145,6 @@ def build_tab(state: AppState) -> None:
         score,
         inputs=[upload, explain_rows],
         outputs=[scored_file, summary, chart, rejected],
-        validator=check,
+        validator=validate,
         api_name="batch",
     )

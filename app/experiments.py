@@ -15,7 +15,7 @@ import pandas as pd
 from app.access import Access
 from app.state import AppState
 from churn import registry
-from churn.io import section
+from churn.io import csv_safe, section
 from churn.metrics import HEADLINE
 from churn.redact import display_uri, scrub
 
@@ -372,7 +372,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
     def export_runs():
         """Every run with all its params, metrics and tags, as a CSV file."""
         out = Path(tempfile.mkdtemp(prefix="churn-runs-")) / "mlflow_runs.csv"
-        runs_or_error().to_csv(out, index=False)
+        csv_safe(runs_or_error()).to_csv(out, index=False)  # run names and tags are user text
         return str(out)
 
     export.click(export_runs, outputs=export_file, api_name="export_runs")

@@ -33,6 +33,16 @@ ALERT_COLUMNS = ["when", "kind", "feature", "message"]
 CHANGING = "Storing alerts and posting them to the webhook"
 
 
+def picked(window: str | None, unit: str | None) -> tuple[str, str]:
+    """The window and time unit as chosen, or a `gr.Error` naming the picker and its choices when one
+    is missing or unknown (an API call with `window=None`, say)."""
+    for label, value, choices in (("Window", window, list(WINDOWS)), ("Time unit", unit, list(UNITS))):
+        if value not in choices:
+            given = "nothing was chosen" if value in (None, "") else f"{str(value)[:80]!r} is not one of them"
+            raise gr.Error(f"{label}: pick one of {choices} ({given}).", print_exception=False)
+    return window, unit
+
+
 def monitor(state: AppState) -> Monitor:
     """The monitoring service on the app's prediction log and served model (built once)."""
     return state.once(
@@ -226,6 +236,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
 
     def monitoring(window: str = DEFAULT_WINDOW, unit: str = "day"):
         """Summary, volume by day and hour, probability distribution, risk breakdown, alerts, drift, performance."""
+        window, unit = picked(window, unit)
         try:
             r = report(state, window, unit)
         except gr.Error:
@@ -255,6 +266,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
         refused = access.refusal(request, CHANGING)
         if refused:
             raise gr.Error(refused, print_exception=False)
+        window, unit = picked(window, unit)
         try:
             mon = monitor(state)
             _, fired = mon.check(WINDOWS[window](mon))

@@ -40,12 +40,14 @@ class AppState:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, root: str | Path = ".", model: str = "champion", store: Any = None) -> AppState:
-        """Load the serving model once; a missing model becomes `problem` instead of an exception."""
+    def load(
+        cls, root: str | Path = ".", model: str = "champion", store: Any = None, *, trust_model: bool = False
+    ) -> AppState:
+        """Load the serving model once; a missing or refused model becomes `problem`, not an exception."""
         root = Path(root).resolve()
         start = time.perf_counter()
         try:
-            predictor = Predictor.load(model=model, root=root, store=store)
+            predictor = Predictor.load(model=model, root=root, store=store, trust_model=trust_model)
             predictor.explainer  # noqa: B018 - build SHAP once now, not on the first request
         except FileNotFoundError as exc:
             log.warning("no model to serve: %s", exc)

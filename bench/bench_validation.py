@@ -51,7 +51,7 @@ def _stage(name: str, args: list[str], env: dict[str, str]) -> float:
 def _kernels(repeats: int) -> dict[str, float]:
     params = load_params(ROOT / "params.yaml")
     X, y = data.xy(read_table(ROOT / "data/prepared/test.parquet"))
-    models = {n: load_model(ROOT / f"models/{n}.joblib") for n in MODELS}
+    models = {n: load_model(ROOT / f"models/{n}.joblib", root=ROOT) for n in MODELS}
     proba = probabilities(models, X)
     cfg = robustness.config(params)
     out: dict[str, list[float]] = {"bootstrap_1000_seconds": [], "robustness_per_model_seconds": []}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 import yaml
+
+log = logging.getLogger(__name__)
 
 DECIMALS = 4
 
@@ -119,6 +123,47 @@ def save_text(text: str, path: str | Path) -> None:
         tmp.write_text(text)
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with every text cell (and column name) that a spreadsheet would run as a formula
+    neutralised by a leading single quote: cells starting with = + - @ tab or CR, unless the cell is a
+    plain number (`-1.5` stays a number). Numeric columns are untouched. Returns a copy when changed."""
+    out = df
+    for col in df.select_dtypes(exclude="number").columns:
+        values = df[col]
+        if values.dtype == object:  # mixed cells: only the strings can be formulas
+            text = values.where(values.map(lambda v: isinstance(v, str)).astype(bool)).astype("string")
+        else:
+            text = values.astype("string")
+        risky = text.str.startswith(FORMULA_START).fillna(False).astype(bool)
+        if risky.any():
+            risky &= ~text.str.strip().str.match(_NUMBER).fillna(False).astype(bool)
+        if risky.any():
+            if out is df:
+                out = df.copy()
+            out[col] = values.mask(risky, "'" + text.where(risky, ""))
+    names = [_safe_name(c) for c in out.columns]
+    if names != list(out.columns):
+        out = out.set_axis(names, axis=1) if out is not df else df.set_axis(names, axis=1)
+    return out
+
+
+def _safe_name(name: Any) -> Any:
+    text = str(name)
+    return f"'{text}" if text[:1] in FORMULA_START and not _NUMBER.match(text.strip()) else name
+
+
+def write_csv(df: pd.DataFrame, path: str | Path, **to_csv: Any) -> None:
+    """Write `df` as CSV atomically, formula cells neutralised (`csv_safe`); no index unless asked."""
+    to_csv.setdefault("index", False)
+    with atomic_path(path) as tmp:
+        csv_safe(df).to_csv(tmp, **to_csv)
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a prepared parquet table."""
     return pd.read_parquet(path)
@@ -149,8 +194,6 @@ def configure_logging(level: str = "INFO") -> None:
 
     Every line is written with URL credentials redacted (`postgresql://user:***@…`).
     """
-    import logging
-
     from churn.redact import RedactingFilter
 
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -181,11 +224,107 @@ def save_model(model: Any, path: str | Path) -> None:
         joblib.dump(model, tmp)
 
 
-def load_model(path: str | Path) -> Any:
-    """joblib-load a pipeline; a missing file says to run the pipeline."""
+TRUST_FLAG = "--trust-model"
+MODELS_DIR = "models"
+LOCK_FILE = "dvc.lock"
+
+
+class UntrustedModelError(ValueError):
+    """A model file this project may not load: joblib runs any code a file holds while loading it."""
+
+
+def recorded_md5(root: str | Path, rel: str) -> tuple[str, str] | None:
+    """(stage, MD5) that `<root>/dvc.lock` records for the output `rel` (e.g. models/champion.joblib),
+    or None when no stage lists it. Raises FileNotFoundError when there is no dvc.lock."""
+    lock = Path(root) / LOCK_FILE
+    with lock.open() as fh:
+        stages = (yaml.safe_load(fh) or {}).get("stages") or {}
+    name = Path(rel).stem
+    ordered = sorted(stages.items(), key=lambda item: item[0] != f"train@{name}")  # train@<name> first
+    for stage, entry in ordered:
+        for out in (entry or {}).get("outs") or []:
+            if isinstance(out, dict) and out.get("path") == rel and out.get("md5"):
+                return stage, str(out["md5"])
+    return None
+
+
+def read_model(
+    path: str | Path, *, root: str | Path = ".", trust: bool = False, md5: str | None = None
+) -> tuple[Any, str]:
+    """(pipeline, MD5 of its file), joblib-loaded only from a trusted place, checked before unpickling.
+
+    Trusted: `trust=True` (the caller vouches for the file: `--trust-model`, or a stage loading what
+    the pipeline just built); a file whose MD5 equals `md5`, a hash the caller has on record from the
+    pipeline (e.g. the lineage in metrics/validation.json); or a file in `<root>/models/` whose MD5
+    equals the one `<root>/dvc.lock` records for it; or, in a project without dvc.lock (stage mains
+    called directly: nothing recorded to check against), any file in `<root>/models/`. Anything else
+    raises UntrustedModelError. The bytes checked are the bytes loaded (no second read of the file).
+    """
+    import io as _io
+
     import joblib
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: model not found (run `dvc repro` to build it)")
-    return joblib.load(path)
+    if path.is_dir():
+        raise UntrustedModelError(f"{path}: is a directory, not a model file")
+    blob = path.read_bytes()
+    actual = hashlib.md5(blob).hexdigest()
+    if md5 is not None and not trust:
+        if actual != md5:
+            raise UntrustedModelError(
+                f"{path}: MD5 {actual} differs from {md5} that the pipeline recorded for it: "
+                "the file changed after the pipeline built it — run `dvc repro`"
+            )
+    elif not trust:
+        _check_trusted(path, actual, Path(root))
+    elif not _inside(path, Path(root) / MODELS_DIR):
+        log.warning("loading %s without checks (%s given)", path, TRUST_FLAG)
+    return joblib.load(_io.BytesIO(blob)), actual
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True when `path` lies in `folder` itself (by absolute path: DVC may link the file into its cache)."""
+    return Path(os.path.abspath(path)).parent == Path(os.path.abspath(folder))
+
+
+def _check_trusted(path: Path, md5: str, root: Path) -> None:
+    if not _inside(path, root / MODELS_DIR):
+        raise UntrustedModelError(
+            f"{path}: not one of this project's pipeline models ({MODELS_DIR}/<name>.joblib, checked "
+            f"against {LOCK_FILE}); loading a joblib file runs any code inside it — pass {TRUST_FLAG} "
+            "only if you trust this file"
+        )
+    rel = f"{MODELS_DIR}/{path.name}"
+    try:
+        found = recorded_md5(root, rel)
+    except FileNotFoundError:
+        log.info(  # the documented rule for a project built without DVC (README: model files)
+            "%s: no %s in %s, so nothing to check this model against: trusting the project's %s/ folder",
+            rel,
+            LOCK_FILE,
+            os.path.abspath(root),
+            MODELS_DIR,
+        )
+        return
+    except (OSError, yaml.YAMLError) as exc:
+        raise UntrustedModelError(f"{rel}: cannot read {LOCK_FILE} to check this model ({exc})") from exc
+    if found is None:
+        raise UntrustedModelError(
+            f"{rel}: {LOCK_FILE} records no hash for this file (no pipeline stage builds it); loading a "
+            f"joblib file runs any code inside it — pass {TRUST_FLAG} only if you trust this file"
+        )
+    stage, expected = found
+    if md5 != expected:
+        raise UntrustedModelError(
+            f"{rel}: MD5 {md5} differs from {expected} that {LOCK_FILE} records (stage {stage}): "
+            "the file changed after the pipeline built it — run `dvc repro` (or `dvc checkout`) to restore it"
+        )
+
+
+def load_model(
+    path: str | Path, *, root: str | Path = ".", trust: bool = False, md5: str | None = None
+) -> Any:
+    """A joblib pipeline from a trusted place (see `read_model`); a missing file says to run the pipeline."""
+    return read_model(path, root=root, trust=trust, md5=md5)[0]

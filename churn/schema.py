@@ -138,6 +138,27 @@ def row_problems(
     return reasons
 
 
+def header_problems(names: list[str]) -> list[Problem]:
+    """A problem for every column name written more than once in a file's header (read before pandas,
+    which would rename a second `tenure` to `tenure.1`)."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    return [Problem(name, "appears more than once in the header") for name in repeated]
+
+
+def _booleans(values: pd.Series) -> pd.Series:
+    """True where a value is a boolean (True/False are not numbers, though pandas would make them 1/0)."""
+    if pd.api.types.is_bool_dtype(values):
+        return pd.Series(True, index=values.index)
+    if values.dtype != object:
+        return pd.Series(False, index=values.index)
+    return values.map(lambda v: isinstance(v, bool | np.bool_)).astype(bool)
+
+
 def _value_checks(df: pd.DataFrame, *, require_target: bool, require_id: bool):
     """Yield (problem-without-rows, row mask) for every value rule that some row breaks."""
     for col in CATEGORICAL_FEATURES:
@@ -152,6 +173,10 @@ def _value_checks(df: pd.DataFrame, *, require_target: bool, require_id: bool):
         if col not in df.columns:
             continue
         raw = df[col]
+        booleans = _booleans(raw)
+        if booleans.any():
+            yield Problem(col, "must be a number (true/false is not a number)"), booleans
+            raw = raw.mask(booleans)
         num = pd.to_numeric(raw, errors="coerce")
         blank = _blank(raw)
         if col == "TotalCharges":
@@ -163,6 +188,7 @@ def _value_checks(df: pd.DataFrame, *, require_target: bool, require_id: bool):
         else:
             not_number = num.isna()
             rule = "must be a number"
+        not_number &= ~booleans
         if not_number.any():
             yield Problem(col, rule), not_number
         finite = num.notna()

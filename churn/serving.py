@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from churn import compiled, data, explain, retention, schema
-from churn.io import ParamsError, file_md5, load_model, load_params
+from churn.io import ParamsError, load_params, read_model
 
 if TYPE_CHECKING:
     from churn.monitoring.store import PredictionStore
@@ -118,11 +118,13 @@ class Assessment:
         }
 
 
-def resolve_model(model: str, root: str | Path = ".") -> tuple[Any, str, str]:
+def resolve_model(model: str, root: str | Path = ".", *, trust: bool = False) -> tuple[Any, str, str]:
     """Load a model: 'champion' / 'challenger' (models/<name>.joblib), a .joblib path, or an MLflow URI.
 
     Returns (pipeline, model name, model version). Version: the file's MD5 (the hash DVC records)
-    for joblib files, the registry version or run id for MLflow models.
+    for joblib files, the registry version or run id for MLflow models. A joblib file is checked
+    before it is loaded (`churn.io.read_model`): the pipeline's models against dvc.lock; any other
+    file only with `trust=True` (`--trust-model`). MLflow URIs come from the configured store.
     """
     root = Path(root)
     if model.startswith(("models:/", "runs:/")):
@@ -132,10 +134,10 @@ def resolve_model(model: str, root: str | Path = ".") -> tuple[Any, str, str]:
         path = root / "models" / f"{model}.joblib"
     elif not path.is_absolute() and not path.exists():
         path = root / path
-    pipeline = load_model(path)
+    pipeline, md5 = read_model(path, root=root, trust=trust)
     if not hasattr(pipeline, "predict_proba"):
         raise ValueError(f"{path}: not a fitted classifier pipeline (no predict_proba)")
-    return pipeline, path.stem, f"md5:{file_md5(path)[:12]}"
+    return pipeline, path.stem, f"md5:{md5[:12]}"
 
 
 def _load_mlflow(uri: str, root: Path) -> tuple[Any, str, str]:
@@ -282,16 +284,18 @@ class Predictor:
         log: bool = True,
         *,
         explainer: bool = True,
+        trust_model: bool = False,
     ) -> Predictor:
         """Load `model` ('champion', 'challenger', a .joblib path or an MLflow URI) with root/params.yaml.
 
         The SHAP explainer is built here too, once (`explainer=False` defers it to first use:
-        batch scoring without explanations never pays for it).
+        batch scoring without explanations never pays for it). `trust_model` loads a joblib file
+        from outside the pipeline's checked models (`--trust-model`; see `resolve_model`).
         """
         root = Path(root)
         params_path = root / "params.yaml"
         params = load_params(params_path) if params_path.exists() else {}
-        pipeline, name, version = resolve_model(model, root)
+        pipeline, name, version = resolve_model(model, root, trust=trust_model)
         predictor = cls(
             pipeline, model_name=name, model_version=version, params=params, store=store, log=log, root=root
         )

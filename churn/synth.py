@@ -17,7 +17,8 @@ from sklearn.linear_model import LogisticRegression
 
 from churn import schema
 from churn.data import read_raw
-from churn.io import atomic_path, rounded, save_json
+from churn.io import rounded, save_json
+from churn.io import write_csv as _write_safe_csv
 
 log = logging.getLogger(__name__)
 
@@ -338,9 +339,8 @@ def generate(rows: int = 7043, seed: int = 42, figures: dict[str, Any] | None = 
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a generated frame as CSV atomically (never half-written)."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+    """Write a generated frame as CSV atomically (never half-written; formula cells neutralised)."""
+    _write_safe_csv(df, path)
 
 
 def calibrate_main(real_path: str | Path, out_path: str | Path) -> dict[str, Any]:

@@ -119,6 +119,7 @@ def run_contents(
         }
         out[name] = {
             "path": path,
+            "md5": md5,
             "spec": spec,
             "key": build_key(content),
             "metrics": {
@@ -226,7 +227,7 @@ def _log(root: Path, name: str, c: dict[str, Any], experiment: str, metrics_dir:
             artifacts.append(copy)
         return registry.log_model_run(
             model_name=name,
-            pipeline=load_model(c["path"]),
+            pipeline=load_model(c["path"], md5=c["md5"]),  # the hash validation.json's lineage records
             spec=c["spec"],
             metrics=c["metrics"],
             example=X,

@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     seed = section(params, "base.seed", args.params)
     threshold = section(params, "evaluate.threshold", args.params)
     bins = section(params, "evaluate.calibration_bins", args.params)
-    pipeline = load_model(args.model or Path("models") / f"{args.name}.joblib")
+    # trust=True: inside `dvc repro` this file is the `train` stage's own output, built just before
+    # this stage (a dependency of it); serving checks it against dvc.lock instead
+    pipeline = load_model(args.model or Path("models") / f"{args.name}.joblib", trust=True)
     X, y = data.xy(read_table(args.test))
     proba = pipeline.predict_proba(X)[:, 1]
 

@@ -215,7 +215,7 @@ def test_batch_rejects_bad_files_next_to_the_upload(client, store, project, tmp_
             client.predict(handle_file(str(_csv(tmp_path, name, frame))), False, api_name="/batch")
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(ValidationError, match="not a readable CSV"):
+    with pytest.raises(ValidationError, match="empty.csv: the file is empty"):  # as `churn predict` says
         client.predict(handle_file(str(empty)), False, api_name="/batch")
     text = tmp_path / "customers.txt"
     text.write_text("a,b\n1,2\n")

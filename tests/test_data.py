@@ -56,8 +56,14 @@ def test_read_raw_errors_name_the_file(tmp_path):
         data.read_raw(empty)
     broken = tmp_path / "broken.csv"
     broken.write_text('a,b\n1,"unterminated\n')
-    with pytest.raises(data.DataError, match="broken.csv: not a readable CSV"):
+    with pytest.raises(data.DataError, match="broken.csv: unbalanced double quotes"):
         data.read_raw(broken)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n1,2,3\n")
+    with pytest.raises(
+        data.DataError, match="ragged.csv: not a readable CSV .line 3: expected 2 fields, saw 3"
+    ):
+        data.read_raw(ragged)
 
 
 def test_summary_figures(prepared):

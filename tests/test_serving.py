@@ -41,7 +41,7 @@ def test_load_names_the_model_and_its_version(serving_root, store, serving_model
         assert p.model_name == name and p.model_version == f"md5:{file_md5(path)[:12]}"
         assert p.params["serving"]["risk_bands"] == {"medium": 0.3, "high": 0.6}
         assert type(p.pipeline[-1]) is type(serving_models[name][-1])
-    by_path = Predictor.load(str(serving_root / "models" / "champion.joblib"), store=store)
+    by_path = Predictor.load(str(serving_root / "models" / "champion.joblib"), root=serving_root, store=store)
     assert by_path.model_name == "champion"
     with pytest.raises(FileNotFoundError, match=r"models/nope.joblib: model not found"):
         Predictor.load("nope", root=serving_root, store=store)

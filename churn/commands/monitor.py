@@ -249,10 +249,9 @@ def _simulate(args: argparse.Namespace) -> int:
     predictor = Predictor.load(model=settings.model, root=monitor.root, store=monitor.store, log=True)
     logged = simulate.replay(predictor, customers)
     if args.outcomes:
-        from churn.io import atomic_path
+        from churn.io import write_csv
 
-        with atomic_path(args.outcomes) as tmp:
-            simulate.outcomes_frame(customers, settings.outcome_delay_days).to_csv(tmp, index=False)
+        write_csv(simulate.outcomes_frame(customers, settings.outcome_delay_days), args.outcomes)
     sys.stdout.write(
         f"replayed {logged} customers through {predictor.model_name} over {days:g} days "
         f"(scenario {scenario.name}, onset {onset:g}, seed {seed}) into {redact_url(monitor.store.url)}\n"

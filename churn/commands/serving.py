@@ -5,26 +5,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churn import schema
+from churn import data, schema
 from churn.data import DataError
-from churn.io import atomic_path
+from churn.io import atomic_path, csv_safe
 
-LINE = "line"
+LINE = data.LINE
 #: Output columns holding text (the others added to the input are numbers).
 TEXT_OUTPUTS = ("risk_level", "top_reasons")
-_SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
-_BLOCK = 1 << 20
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,44 +52,15 @@ def _model_option(p: argparse.ArgumentParser) -> None:
         default="champion",
         help="champion | challenger | a .joblib path | an MLflow URI such as models:/churn-model@champion",
     )
+    p.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load a .joblib file that is not one of the pipeline's models (checked against dvc.lock); "
+        "joblib runs any code a file holds, so only for files you trust",
+    )
 
 
 # -- predict ---------------------------------------------------------------------------------------
-
-
-def scan_lines(path: str | Path, max_line_bytes: int) -> int:
-    """Count the lines of a file, refusing a line longer than `max_line_bytes` or unbalanced quotes.
-
-    A cheap byte pass before parsing, so an absurd line never reaches the CSV parser's memory.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: input file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty")
-    lines, current, quotes = 0, 0, 0
-    block_size = max(1, min(max_line_bytes, _BLOCK))
-    with path.open("rb") as fh:
-        while block := fh.read(block_size):
-            quotes += block.count(b'"')
-            newlines = block.count(b"\n")
-            if newlines:
-                if current + block.find(b"\n") > max_line_bytes:
-                    break
-                current = len(block) - block.rfind(b"\n") - 1
-                lines += newlines
-            else:
-                current += len(block)
-            if current > max_line_bytes:
-                break
-        else:
-            if quotes % 2:
-                raise DataError(f"{path}: unbalanced double quotes (a quoted field is never closed)")
-            return lines + (1 if current else 0)
-    raise DataError(
-        f"{path}: line {lines + 1} is longer than {max_line_bytes:,} bytes "
-        "(serving.max_line_bytes): not a customer CSV"
-    )
 
 
 def _output_schema(text_columns: list[str], columns: list[str]) -> pa.Schema:
@@ -108,49 +74,6 @@ def _csv_writer(path: Path, out_schema: pa.Schema):
     import pyarrow.csv as pacsv
 
     return pacsv.CSVWriter(str(path), out_schema, write_options=pacsv.WriteOptions(quoting_style="needed"))
-
-
-def _line_numbers(n: int, start: int, skipped: set[int]) -> tuple[np.ndarray, int]:
-    """File line numbers of the next `n` parsed rows from line `start`, jumping over skipped lines."""
-    if not any(s >= start for s in skipped):
-        return np.arange(start, start + n), start + n
-    out, line = [], start
-    while len(out) < n:
-        if line not in skipped:
-            out.append(line)
-        line += 1
-    return np.asarray(out, dtype="int64"), line
-
-
-def _chunks(path: Path, size: int):
-    """Yield (raw chunk as text, [(line, reason) of lines the parser skipped])."""
-    try:
-        reader = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-            chunksize=size,
-            on_bad_lines="warn",
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-            encoding_errors="replace",
-        )
-        with reader:
-            while True:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    try:
-                        chunk = next(reader)
-                    except StopIteration:
-                        return
-                skipped = []
-                for w in caught:
-                    for number, reason in _SKIPPED.findall(str(w.message)):
-                        skipped.append((int(number), reason.strip()))
-                yield chunk, skipped
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({str(exc).strip()})") from exc
 
 
 def score_csv(
@@ -178,56 +101,47 @@ def score_csv(
     size = chunk_size or (settings.explain_chunk_size if explain else settings.chunk_size)
     if size < 1:
         raise ValueError(f"--chunk-size must be at least 1, got {size}")
-    total_lines = scan_lines(input_path, settings.max_line_bytes)
+    source = data.CsvInput(input_path, max_line_bytes=settings.max_line_bytes)  # whole-file rules first
     rejects_path = Path(rejects_path) if rejects_path else output_path.with_suffix(".rejects.csv")
     start = time.perf_counter()
-    counts = {"rows": 0, "scored": 0, "rejected": 0, "blank": 0}
+    counts = {"rows": 0, "scored": 0, "rejected": 0, "blank": 0, "duplicates": 0}
     extra = ["top_reasons", "shap_base", *(f"shap_{f}" for f in schema.FEATURES)] if explain else []
     with contextlib.ExitStack() as stack:
         out_tmp = stack.enter_context(atomic_path(output_path))
         rej_tmp = stack.enter_context(atomic_path(rejects_path))
         columns: list[str] | None = None
-        next_line, pending = 2, set()
-        for chunk, skipped in _chunks(input_path, size):
+        for rows in source.chunks(size):
+            chunk = rows.frame
             if columns is None:
                 check_columns(chunk, str(input_path))
                 columns = [*chunk.columns, PROBABILITY, RISK, *extra]
                 out_schema = _output_schema(list(chunk.columns), columns)
                 writer = stack.enter_context(_csv_writer(out_tmp, out_schema))
-                pd.DataFrame(columns=[LINE, REASON, *chunk.columns]).to_csv(rej_tmp, index=False)
+                csv_safe(pd.DataFrame(columns=[LINE, REASON, *chunk.columns])).to_csv(rej_tmp, index=False)
                 # The bar starts once the columns are right, so errors stay one clear line.
                 bar = stack.enter_context(
                     tqdm(
-                        total=max(total_lines - 1, 0),
+                        total=max(source.lines - 1, 0),
                         unit="rows",
                         file=sys.stderr,
                         disable=not progress,
                         mininterval=0.5,
                     )
                 )
-            pending |= {line for line, _ in skipped}
-            lines, next_line = _line_numbers(len(chunk), next_line, pending)
-            pending = {s for s in pending if s >= next_line}
-            blank = (chunk == "").all(axis=1).to_numpy()
-            counts["blank"] += int(blank.sum())
-            keep = chunk[~blank] if blank.any() else chunk
-            kept_lines = lines[~blank]
-            scored, rejects = predictor.score_frame(keep, explain_rows=explain, log=log)
+            counts["blank"] += rows.blank
+            counts["duplicates"] += rows.duplicates
+            scored, rejects = predictor.score_frame(chunk, explain_rows=explain, log=log)
             if len(scored):
-                writer.write_table(
-                    pa.Table.from_pandas(scored[columns], schema=out_schema, preserve_index=False)
+                table = pa.Table.from_pandas(
+                    csv_safe(scored[columns]), schema=out_schema, preserve_index=False
                 )
-            parse_rejects = pd.DataFrame({LINE: [n for n, _ in skipped], REASON: [r for _, r in skipped]})
-            value_rejects = rejects.drop(columns=[ROW])
-            value_rejects.insert(0, LINE, kept_lines[rejects[ROW].to_numpy()])
-            all_rejects = pd.concat([parse_rejects, value_rejects], ignore_index=True)
-            all_rejects[LINE] = all_rejects[LINE].astype("int64")
-            all_rejects = all_rejects.reindex(columns=[LINE, REASON, *chunk.columns]).sort_values(LINE)
-            all_rejects.to_csv(rej_tmp, mode="a", header=False, index=False)
-            counts["rows"] += len(keep) + len(skipped)
+                writer.write_table(table)
+            all_rejects = rows.with_rejects(rejects, row=ROW)
+            csv_safe(all_rejects).to_csv(rej_tmp, mode="a", header=False, index=False)
+            counts["rows"] += len(chunk) + len(rows.rejects)
             counts["scored"] += len(scored)
             counts["rejected"] += len(all_rejects)
-            bar.update(len(chunk) + len(skipped))
+            bar.update(rows.read)
         if columns is None:
             raise DataError(f"{input_path}: no header line")
         if counts["rows"] == 0:
@@ -245,7 +159,9 @@ def score_csv(
 def _predict(args: argparse.Namespace) -> int:
     from churn.serving import Predictor
 
-    predictor = Predictor.load(args.model, log=not args.no_log, explainer=args.explain)
+    predictor = Predictor.load(
+        args.model, log=not args.no_log, explainer=args.explain, trust_model=args.trust_model
+    )
     summary = score_csv(
         predictor,
         args.input,
@@ -257,6 +173,11 @@ def _predict(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     rejected = f", rejected {summary['rejected']:,} (see {summary['rejects']})" if summary["rejected"] else ""
+    if summary["duplicates"]:
+        rejected += (
+            f"; warning: {summary['duplicates']:,} row(s) repeat an earlier row's customerID "
+            "(scored once, the repeats rejected)"
+        )
     sys.stderr.write(
         f"scored {summary['scored']:,} of {summary['rows']:,} rows with {predictor.model_name} "
         f"in {summary['seconds']:.1f} s{rejected}; wrote {summary['output']}\n"
@@ -294,7 +215,7 @@ def _explain(args: argparse.Namespace) -> int:
     from churn.serving import Predictor
 
     customer = read_customer(args.customer)
-    predictor = Predictor.load(args.model, log=False)
+    predictor = Predictor.load(args.model, log=False, trust_model=args.trust_model)
     result = predictor.prepare(customer)  # the app's path too: the assessment, then the email
     if args.email:
         result = predictor.complete(result)
