@@ -29,6 +29,9 @@ CONCURRENCY = 16
 #: Uploads above this are refused by Gradio itself; the Batch tab refuses smaller ones by its own limit.
 HARD_UPLOAD_LIMIT = "200mb"
 TITLE = "Churn MLOps"
+#: Gradio's `delete_cache` (every, older than; seconds): uploaded customer files and the scored CSVs
+#: and exports handed out are deleted an hour after they were made (and all of them at shutdown).
+CACHE_LIFETIME = (300, 3600)
 
 
 def quiet() -> None:
@@ -59,7 +62,7 @@ def build(
 
     state = state or AppState.load(root, model, trust_model=trust_model)
     access = access or Access()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=CACHE_LIFETIME) as demo:
         gr.Markdown(f"# {TITLE} — customer churn")
         status = gr.Markdown(elem_id="status")
         demo.load(lambda: status_text(state), outputs=status, api_name="status")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
+from app import files
 from app.state import AppState
 from churn import data, schema, serving
 from churn.data import DataError
@@ -47,7 +47,10 @@ def _file_problem(upload: str | None, max_line_bytes: int = data.MAX_LINE_BYTES)
     return True, ""
 
 
-def summary_markdown(scored: pd.DataFrame, rejects: pd.DataFrame, name: str, duplicates: int = 0) -> str:
+def summary_markdown(
+    scored: pd.DataFrame, rejects: pd.DataFrame, name: str, duplicates: int = 0, logged: str = ""
+) -> str:
+    """The risk breakdown of a scored file, and what happened in the prediction log (`logged`)."""
     counts = scored[serving.RISK].value_counts() if len(scored) else pd.Series(dtype=int)
     lines = [
         f"### {name}: {len(scored):,} customers scored, {len(rejects):,} rejected",
@@ -69,6 +72,8 @@ def summary_markdown(scored: pd.DataFrame, rejects: pd.DataFrame, name: str, dup
             f"⚠ {duplicates:,} row(s) repeat an earlier row's customerID: each customer is scored once, "
             "the repeats are listed as rejected.",
         ]
+    if logged:
+        lines += ["", f"Prediction log: {logged}."]
     return "\n".join(lines)
 
 
@@ -127,16 +132,25 @@ def build_tab(state: AppState) -> None:
             source = data.CsvInput(path, max_line_bytes=max_line_bytes(), name=path.name)
             rows = source.read()
             serving.check_columns(rows.frame, source=path.name)
-            scored, value_rejects = state.predictor.score_frame(rows.frame, explain_rows=explain_rows)
+            # The file's rows are logged as one batch, visible once all is done, and only once per
+            # file and model; the scored CSV leaves its private folder for Gradio's cache.
+            with (
+                state.predictor.batch_log(path) as entry,
+                files.request_folder(files.BATCH_PREFIX) as folder,
+            ):
+                scored, value_rejects = state.predictor.score_frame(
+                    rows.frame, explain_rows=explain_rows, batch=entry
+                )
+                out = folder / f"{path.stem}.scored.csv"
+                csv_safe(scored).to_csv(out, index=False)
+                out = files.publish(scored_file, out)
         except (DataError, schema.SchemaError) as exc:
             raise state.error(str(exc)) from exc
-        out = Path(tempfile.mkdtemp(prefix="churn-batch-")) / f"{path.stem}.scored.csv"
-        csv_safe(scored).to_csv(out, index=False)
         rejects = rows.with_rejects(value_rejects, row=serving.ROW)
         log.info("batch %s: %d scored, %d rejected", path.name, len(scored), len(rejects))
         return (
             str(out),
-            summary_markdown(scored, rejects, path.name, rows.duplicates),
+            summary_markdown(scored, rejects, path.name, rows.duplicates, entry.message() if entry else ""),
             histogram(scored),
             rejects_table(rejects),
         )

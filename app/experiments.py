@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
+from app import files
 from app.access import Access
 from app.state import AppState
 from churn import registry
@@ -371,9 +371,11 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
 
     def export_runs():
         """Every run with all its params, metrics and tags, as a CSV file."""
-        out = Path(tempfile.mkdtemp(prefix="churn-runs-")) / "mlflow_runs.csv"
-        csv_safe(runs_or_error()).to_csv(out, index=False)  # run names and tags are user text
-        return str(out)
+        runs = csv_safe(runs_or_error())  # run names and tags are user text
+        with files.request_folder(files.RUNS_PREFIX) as folder:  # removed once Gradio has its copy
+            out = folder / "mlflow_runs.csv"
+            runs.to_csv(out, index=False)
+            return files.publish(export_file, out)
 
     export.click(export_runs, outputs=export_file, api_name="export_runs")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
@@ -10,6 +11,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,10 +87,16 @@ def rounded(obj: Any, decimals: int = DECIMALS) -> Any:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds.
+
+    The temporary file (`.<name>.<pid>.<random>.tmp`) is removed on every exit path Python sees
+    (see `churn.commands.serving` for SIGTERM); one left by a killed process is never published and
+    is removed by the next write to `path` (`sweep_temp_files`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_temp_files(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -99,6 +107,52 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+#: A temp file whose writer cannot be told apart (no pid in its name) is removed after this long.
+TEMP_MAX_AGE_S = 3600
+
+
+def sweep_temp_files(path: str | Path, max_age_s: float = TEMP_MAX_AGE_S) -> list[Path]:
+    """Remove `atomic_path` temp files of `path` left by dead processes; return what was removed.
+
+    A temp file named after a process that no longer runs on this machine is removed at once (or
+    after a day: its pid may be reused); one without a process id (older versions) once it is
+    `max_age_s` old. Process ids are this machine's: do not write one output path from several
+    hosts at once (a shared folder's other writers would look ended).
+    """
+    path = Path(path)
+    prefix, now, removed = f".{path.name}.", time.time(), []
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        owner = tmp.name[len(prefix) :].split(".", 1)[0]
+        try:
+            age = now - tmp.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        if owner.isdigit():  # a live writer's file is kept, unless its pid has surely been reused
+            stale = not pid_alive(int(owner)) or age > max(max_age_s, 86_400)
+        else:
+            stale = age > max_age_s
+        if stale:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    if removed:
+        log.info("removed %d temp file(s) left beside %s by ended processes", len(removed), path.name)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (ours or another user's)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def save_json(obj: Any, path: str | Path) -> None:
@@ -173,6 +227,15 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
     """Write parquet deterministically (pyarrow, no index) and atomically."""
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False, engine="pyarrow")
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (the key of a logged batch: the same file is logged once per model)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_md5(path: str | Path) -> str:

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from churn import compiled, data, explain, retention, schema
-from churn.io import ParamsError, load_params, read_model
+from churn.io import ParamsError, file_sha256, load_params, read_model
 
 if TYPE_CHECKING:
-    from churn.monitoring.store import PredictionStore
+    from churn.monitoring.store import BatchLog, PredictionStore
 
 log = logging.getLogger(__name__)
 
@@ -398,9 +398,16 @@ class Predictor:
         )
 
     def _log(
-        self, given: _Customers, proba, levels, latency_ms: float, email: str | None = None
+        self,
+        given: _Customers,
+        proba,
+        levels,
+        latency_ms: float,
+        email: str | None = None,
+        batch_id: int | None = None,
     ) -> list[int]:
-        """Write valid predictions to the prediction log; return their ids (small inputs only)."""
+        """Write valid predictions to the prediction log (into an open batch, if given); return their
+        ids (small inputs only)."""
         from churn.monitoring.store import PredictionRecord
 
         store = self._open_store()
@@ -435,7 +442,22 @@ class Predictor:
         if schema.ID in given.frame.columns:
             results["customer_id"] = [_customer_id(v) for v in given.frame[schema.ID]]
         typed = data.coerce_features(given.X.reset_index(drop=True))
-        return store.log_frame(typed, results, return_ids=False)
+        return store.log_frame(typed, results, return_ids=False, batch_id=batch_id)
+
+    def batch_log(
+        self, path: str | Path, source: str | None = None
+    ) -> contextlib.AbstractContextManager[BatchLog | None]:
+        """`with predictor.batch_log(file) as entry:` log a file's predictions all or nothing, once.
+
+        Pass `batch=entry` to `score_frame`. The rows become visible when the block ends without
+        error; a file (same bytes, by SHA-256) already logged with this model is not logged again
+        (`entry.previous`, `entry.message()`). `entry` is None when logging is off.
+        """
+        if not self.log_enabled:
+            return contextlib.nullcontext(None)
+        return self._open_store().logging_batch(
+            file_sha256(path), self.model_name, self.model_version, source=source or Path(path).name
+        )
 
     # -- the API -----------------------------------------------------------------------------
 
@@ -461,9 +483,17 @@ class Predictor:
         return out
 
     def score_frame(
-        self, df: pd.DataFrame, *, explain_rows: bool = False, log: bool | None = None
+        self,
+        df: pd.DataFrame,
+        *,
+        explain_rows: bool = False,
+        log: bool | None = None,
+        batch: BatchLog | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Batch scoring: (scored valid rows, rejected rows with `row` position and `reason`).
+
+        With `batch` (from `batch_log`), rows are logged into it, and not at all when it says the
+        file was logged before.
 
         Column problems (missing, unexpected or repeated columns) raise `SchemaError`; value
         problems reject just their rows. With `explain_rows`, adds `top_reasons`, `shap_base` and one
@@ -493,8 +523,12 @@ class Predictor:
             if explain_rows:
                 out = pd.concat([out, self._shap_columns(X, Xt)], axis=1)
             latency = 1000 * (time.perf_counter() - start) / len(good)
-            if self.log_enabled if log is None else log:
-                self._log(_Customers(None, good), proba, levels, latency)
+            logging_on = self.log_enabled if log is None else log
+            if batch is not None:
+                logging_on = logging_on and batch.logging
+            if logging_on:
+                batch_id = batch.batch_id if batch is not None else None
+                self._log(_Customers(None, good), proba, levels, latency, batch_id=batch_id)
         else:
             out[PROBABILITY] = pd.Series(dtype="float64")
             out[RISK] = pd.Series(dtype=object)

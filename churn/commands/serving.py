@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,9 @@ def score_csv(
     counts = {"rows": 0, "scored": 0, "rejected": 0, "blank": 0, "duplicates": 0}
     extra = ["top_reasons", "shap_base", *(f"shap_{f}" for f in schema.FEATURES)] if explain else []
     with contextlib.ExitStack() as stack:
+        # Entered first, so left last: the batch's rows become visible only after both files are
+        # published, and are deleted if anything before fails (a file logged before: not logged again).
+        batch = stack.enter_context(predictor.batch_log(input_path)) if log else None
         out_tmp = stack.enter_context(atomic_path(output_path))
         rej_tmp = stack.enter_context(atomic_path(rejects_path))
         columns: list[str] | None = None
@@ -130,7 +135,7 @@ def score_csv(
                 )
             counts["blank"] += rows.blank
             counts["duplicates"] += rows.duplicates
-            scored, rejects = predictor.score_frame(chunk, explain_rows=explain, log=log)
+            scored, rejects = predictor.score_frame(chunk, explain_rows=explain, log=log, batch=batch)
             if len(scored):
                 table = pa.Table.from_pandas(
                     csv_safe(scored[columns]), schema=out_schema, preserve_index=False
@@ -153,6 +158,8 @@ def score_csv(
         "rows_per_second": counts["rows"] / seconds if seconds else float("inf"),
         "output": str(output_path),
         "rejects": str(rejects_path),
+        "log": batch.message() if batch is not None else "not logged (--no-log)",
+        "batch_id": batch.committed.id if batch is not None and batch.committed else None,
     }
 
 
@@ -162,16 +169,21 @@ def _predict(args: argparse.Namespace) -> int:
     predictor = Predictor.load(
         args.model, log=not args.no_log, explainer=args.explain, trust_model=args.trust_model
     )
-    summary = score_csv(
-        predictor,
-        args.input,
-        args.output,
-        rejects_path=args.rejects,
-        explain=args.explain,
-        log=not args.no_log,
-        chunk_size=args.chunk_size,
-        progress=not args.no_progress,
-    )
+    try:
+        with _sigterm_unwinds():
+            summary = score_csv(
+                predictor,
+                args.input,
+                args.output,
+                rejects_path=args.rejects,
+                explain=args.explain,
+                log=not args.no_log,
+                chunk_size=args.chunk_size,
+                progress=not args.no_progress,
+            )
+    except (KeyboardInterrupt, Terminated) as exc:
+        sys.stderr.write(f"\nchurn predict: {str(exc) or 'interrupted'}: no output written, nothing logged\n")
+        return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
     rejected = f", rejected {summary['rejected']:,} (see {summary['rejects']})" if summary["rejected"] else ""
     if summary["duplicates"]:
         rejected += (
@@ -180,9 +192,34 @@ def _predict(args: argparse.Namespace) -> int:
         )
     sys.stderr.write(
         f"scored {summary['scored']:,} of {summary['rows']:,} rows with {predictor.model_name} "
-        f"in {summary['seconds']:.1f} s{rejected}; wrote {summary['output']}\n"
+        f"in {summary['seconds']:.1f} s{rejected}; wrote {summary['output']}; {summary['log']}\n"
     )
     return 0 if summary["scored"] else 1
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so every `with` block cleans up (like Ctrl-C)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While scoring, SIGTERM unwinds the stack: temp files removed, the open batch's rows deleted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # -- explain ---------------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -16,11 +18,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import StaticPool
 
 from churn import schema
+from churn.io import pid_alive
 from churn.monitoring import drift
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,15 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False, default=0.0),
     sa.Column("email_source", sa.String(MAX_TEXT), nullable=True),
     *(_feature_column(name) for name in schema.FEATURES),
+    # The file batch a row was logged in (NULL: a single prediction). Readers see a batch's rows only
+    # once the batch is committed (`batches`, `committed_rows`). Added in place to older logs.
+    sa.Column("batch_id", sa.Integer, nullable=True),
+)
+_BATCH_ROWS_INDEX = sa.Index(
+    "ix_predictions_batch_id",
+    predictions.c.batch_id,
+    sqlite_where=predictions.c.batch_id.is_not(None),
+    postgresql_where=predictions.c.batch_id.is_not(None),
 )
 
 #: Numeric columns of the log and the drift grid each is counted on (`drift.GRID`).
@@ -116,6 +128,46 @@ outcomes = sa.Table(
     sa.Column("churned", sa.Boolean, nullable=False),
     sa.Column("outcome_date", sa.Date, nullable=False),
     sa.Column("recorded_at", sa.DateTime, nullable=False),
+)
+
+#: A batch's life: open (rows being written, hidden) → committed (visible), or → discarding (rows
+#: being deleted, hidden) → discarded (no rows left).
+BATCH_OPEN = "open"
+BATCH_COMMITTED = "committed"
+BATCH_DISCARDING = "discarding"
+BATCH_DISCARDED = "discarded"
+HIDDEN_STATUSES = (BATCH_OPEN, BATCH_DISCARDING)
+#: An open batch whose writer has not written for this long is taken for dead (killed on another host).
+STALE_BATCH_S = 3600
+#: Rows deleted per transaction when a batch is discarded (short write locks for other writers).
+DELETE_ROWS = 5_000
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("model_name", sa.String(MAX_TEXT), nullable=False),
+    sa.Column("model_version", sa.String(MAX_TEXT), nullable=False),
+    sa.Column("source", sa.String(MAX_TEXT), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("committed_at", sa.DateTime, nullable=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+)
+_committed = batches.c.status == BATCH_COMMITTED
+# One committed batch per (file, model): a concurrent rerun of the same file fails here, not twice in the log.
+sa.Index(
+    "ux_batches_file_model",
+    batches.c.sha256,
+    batches.c.model_name,
+    batches.c.model_version,
+    unique=True,
+    sqlite_where=_committed,
+    postgresql_where=_committed,
 )
 
 alerts = sa.Table(
@@ -198,6 +250,64 @@ class Alert:
             "message": self.message,
             "window": self.window,
         }
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A file's predictions logged together, visible to readers only once `status` is committed.
+
+    Keyed by the file's SHA-256 and the model (name, version): one committed batch per key.
+    """
+
+    id: int
+    sha256: str
+    model_name: str
+    model_version: str
+    source: str
+    status: str
+    n_rows: int
+    started_at: datetime
+    committed_at: datetime | None = None
+
+
+class DuplicateBatch(RecordError):
+    """The same file was already logged with the same model (`previous`); nothing more was logged."""
+
+    def __init__(self, previous: Batch):
+        super().__init__(f"already logged as batch {previous.id}")
+        self.previous = previous
+
+
+@dataclass
+class BatchLog:
+    """Where a file's predictions go: into `batch` (hidden until committed at the end), or nowhere
+    because the same file was logged with the same model before (`previous`)."""
+
+    batch: Batch | None = None
+    previous: Batch | None = None
+    committed: Batch | None = None
+
+    @property
+    def logging(self) -> bool:
+        """True while predictions should be logged (into `batch_id`)."""
+        return self.batch is not None and self.previous is None
+
+    @property
+    def batch_id(self) -> int | None:
+        return self.batch.id if self.logging and self.batch else None
+
+    def message(self) -> str:
+        """One line for the user: what this run did to the prediction log."""
+        if self.previous is not None:
+            p = self.previous
+            when = f"{p.committed_at:%Y-%m-%d %H:%M} UTC" if p.committed_at else "an earlier run"
+            return (
+                f"already logged as batch {p.id} on {when} ({p.n_rows:,} predictions, model "
+                f"{p.model_name} {p.model_version}): not logged again (scored output written)"
+            )
+        if self.committed is not None:
+            return f"logged {self.committed.n_rows:,} predictions as batch {self.committed.id}"
+        return "nothing logged (the batch did not complete)"
 
 
 @dataclass(frozen=True)
@@ -559,6 +669,7 @@ class PredictionStore:
         for attempt in range(CREATE_ATTEMPTS):
             try:
                 metadata.create_all(self.engine)
+                self._add_missing_columns()
                 break
             except (OperationalError, ProgrammingError):
                 # Another process created a table or index between our check and our CREATE
@@ -569,6 +680,21 @@ class PredictionStore:
 
     def __repr__(self) -> str:
         return f"PredictionStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def _add_missing_columns(self) -> None:
+        """Bring a log created by an older version up to date: add the columns it lacks (nullable,
+        additive only — no migration tool yet) and their indexes. Idempotent."""
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns(predictions.name)}
+        missing = [c for c in predictions.c if c.name not in have]
+        if not missing:
+            return
+        dialect = self.engine.dialect
+        with self.engine.begin() as conn:  # one transaction: the column comes with its index
+            for col in missing:
+                kind = col.type.compile(dialect=dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {predictions.name} ADD COLUMN {col.name} {kind}")
+            conn.execute(sa.schema.CreateIndex(_BATCH_ROWS_INDEX, if_not_exists=True))
+        log.info("prediction log: added column(s) %s", [c.name for c in missing])
 
     def now(self) -> datetime:
         """The current time of this log (the `clock`, else the real UTC time), naive UTC."""
@@ -592,14 +718,22 @@ class PredictionStore:
         return self._insert_batch(validated_batch(*_records_batch(records), now=self.now()))
 
     def log_frame(
-        self, features: pd.DataFrame, results: pd.DataFrame, *, return_ids: bool = True
+        self,
+        features: pd.DataFrame,
+        results: pd.DataFrame,
+        *,
+        return_ids: bool = True,
+        batch_id: int | None = None,
     ) -> list[int]:
         """Bulk form of `log`: the 19 feature columns, and a frame of the records' other fields.
 
         `results` needs `probability`, `risk_level` and `model_name` and may carry `model_version`,
         `latency_ms`, `email_source`, `customer_id` and `created_at`. `return_ids=False` skips
-        returning ids (the fast path for bulk loads: ~10x faster on SQLite).
+        returning ids (the fast path for bulk loads: ~10x faster on SQLite). With `batch_id` (an
+        open batch, `open_batch`) the rows stay hidden from every reader until the batch is committed.
         """
+        if batch_id is not None and (isinstance(batch_id, bool) or not isinstance(batch_id, int)):
+            raise RecordError(f"batch_id must be a batch number, got {batch_id!r}")
         if len(features) == 0 and len(results) == 0:
             return []
         if (
@@ -610,21 +744,34 @@ class PredictionStore:
             feats = features[[c for c in schema.FEATURES if c in features]].to_dict("records")
             rows = _quick_rows(feats, results.to_dict("records"), self.now())
             if rows is not None:
-                return self._insert(rows, return_ids=return_ids)
-        return self._insert_batch(validated_batch(features, results, now=self.now()), return_ids=return_ids)
+                return self._insert(rows, return_ids=return_ids, batch_id=batch_id)
+        batch = validated_batch(features, results, now=self.now())
+        return self._insert_batch(batch, return_ids=return_ids, batch_id=batch_id)
 
-    def _insert_batch(self, batch: pd.DataFrame, return_ids: bool = True) -> list[int]:
+    def _insert_batch(
+        self, batch: pd.DataFrame, return_ids: bool = True, batch_id: int | None = None
+    ) -> list[int]:
         columns = list(batch.columns)
         values = [batch[c].astype(object).where(batch[c].notna(), None).tolist() for c in columns]
         if return_ids:
-            return self._insert([dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)])
+            rows = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+            return self._insert(rows, batch_id=batch_id)
+        if batch_id is not None:
+            columns.append("batch_id")
+            values.append([batch_id] * len(batch))
         with self.engine.begin() as conn:
+            self._touch_batch(conn, batch_id, len(batch))
             self._insert_fast(conn, columns, values)
         log.debug("logged %d prediction(s)", len(batch))
         return []
 
-    def _insert(self, rows: list[dict[str, Any]], return_ids: bool = True) -> list[int]:
+    def _insert(
+        self, rows: list[dict[str, Any]], return_ids: bool = True, batch_id: int | None = None
+    ) -> list[int]:
+        if batch_id is not None:
+            rows = [{**row, "batch_id": batch_id} for row in rows]
         with self.engine.begin() as conn:
+            self._touch_batch(conn, batch_id, len(rows))
             if not return_ids:
                 conn.execute(predictions.insert(), rows)
                 return []
@@ -659,6 +806,185 @@ class PredictionStore:
             if done.rowcount != 1:
                 raise RecordError(f"prediction {prediction_id}: no such prediction in the log")
 
+    # -- batches: a file's predictions, all or nothing, once per (file, model) -------------------
+
+    @contextlib.contextmanager
+    def logging_batch(
+        self, sha256: str, model_name: str, model_version: str = "", source: str = ""
+    ) -> Iterator[BatchLog]:
+        """Log one file's predictions as one batch: `log_frame(..., batch_id=entry.batch_id)` while
+        `entry.logging`; the rows become visible when the block ends without error, and are deleted
+        when it raises (or, after a kill, by the next `open_batch`). A file already logged with the
+        same model is not logged again: `entry.previous` is that batch and `entry.logging` is False.
+        """
+        entry = BatchLog(previous=self.find_batch(sha256, model_name, model_version))
+        if entry.previous is not None:
+            yield entry
+            return
+        entry.batch = self.open_batch(sha256, model_name, model_version, source)
+        try:
+            yield entry
+        except BaseException:
+            try:
+                self.discard_batch(entry.batch.id)
+            except Exception as exc:  # the next open_batch sweeps it; the original error matters more
+                log.warning("batch %d: could not discard its rows now (%s)", entry.batch.id, exc)
+            raise
+        try:
+            entry.committed = self.commit_batch(entry.batch.id)
+        except DuplicateBatch as exc:  # a concurrent run of the same file committed first
+            entry.previous = exc.previous
+
+    def find_batch(self, sha256: str, model_name: str, model_version: str = "") -> Batch | None:
+        """The committed batch of this file (SHA-256 of its bytes) and model, if any."""
+        b = batches.c
+        stmt = sa.select(batches).where(
+            b.sha256 == sha256, b.model_name == model_name, b.model_version == model_version, _committed
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return _batch(row) if row else None
+
+    def get_batch(self, batch_id: int) -> Batch:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(batches).where(batches.c.id == int(batch_id))).mappings().first()
+        if row is None:
+            raise RecordError(f"batch {batch_id}: no such batch in the log")
+        return _batch(row)
+
+    def open_batch(self, sha256: str, model_name: str, model_version: str = "", source: str = "") -> Batch:
+        """Start a batch (its rows hidden until `commit_batch`); first discard batches of dead writers."""
+        where = "batch"
+        if not (
+            isinstance(sha256, str) and len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)
+        ):
+            raise RecordError(f"{where}: sha256 must be 64 lowercase hex digits, got {sha256!r}")
+        _check_text(model_name, "model_name", where, required=True)
+        _check_text(model_version, "model_version", where, required=False)
+        source = (_check_text(source, "source", where, required=False, limit=10_000) or "")[-MAX_TEXT:]
+        self.sweep_batches()
+        now = utc_naive(None)
+        row = {
+            "sha256": sha256,
+            "model_name": model_name,
+            "model_version": model_version or "",
+            "source": source,
+            "status": BATCH_OPEN,
+            "n_rows": 0,
+            "started_at": now,
+            "updated_at": now,
+            "host": socket.gethostname()[:255],
+            "pid": os.getpid(),
+        }
+        with self.engine.begin() as conn:
+            batch_id = conn.execute(batches.insert().returning(batches.c.id), row).scalar_one()
+        log.debug("opened batch %d for %s", batch_id, source or sha256[:12])
+        return self.get_batch(batch_id)
+
+    def _touch_batch(self, conn: sa.Connection, batch_id: int | None, n: int) -> None:
+        """Count `n` more rows into an open batch (its heartbeat), in the transaction inserting them."""
+        if batch_id is None:
+            return
+        done = conn.execute(
+            batches.update()
+            .where(batches.c.id == batch_id, batches.c.status == BATCH_OPEN)
+            .values(n_rows=batches.c.n_rows + n, updated_at=utc_naive(None))
+        )
+        if done.rowcount != 1:
+            raise RecordError(f"batch {batch_id} is not open for logging (committed, discarded or unknown)")
+
+    def commit_batch(self, batch_id: int) -> Batch:
+        """Make an open batch's rows visible, in one statement; return it.
+
+        Raises `DuplicateBatch` (and discards this batch's rows) when the same file and model were
+        committed meanwhile by another run.
+        """
+        now = utc_naive(None)
+        b = batches.c
+        try:
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    batches.update()
+                    .where(b.id == int(batch_id), b.status == BATCH_OPEN)
+                    .values(status=BATCH_COMMITTED, committed_at=now, updated_at=now)
+                )
+                if done.rowcount != 1:
+                    raise RecordError(f"batch {batch_id} is not open: nothing to commit")
+        except IntegrityError:
+            mine = self.get_batch(batch_id)
+            previous = self.find_batch(mine.sha256, mine.model_name, mine.model_version)
+            self.discard_batch(batch_id)
+            if previous is None:  # pragma: no cover - the unique index names a committed twin
+                raise
+            raise DuplicateBatch(previous) from None
+        committed = self.get_batch(batch_id)
+        log.info("batch %d committed: %d prediction(s) from %s", batch_id, committed.n_rows, committed.source)
+        return committed
+
+    def discard_batch(self, batch_id: int) -> int:
+        """Delete an uncommitted batch's rows, a few thousand per transaction; return how many.
+
+        The batch is hidden throughout and ends `discarded`. Committed batches are refused.
+        """
+        b = batches.c
+        with self.engine.begin() as conn:
+            status = conn.execute(sa.select(b.status).where(b.id == int(batch_id))).scalar_one_or_none()
+            if status is None:
+                raise RecordError(f"batch {batch_id}: no such batch in the log")
+            if status == BATCH_COMMITTED:
+                raise RecordError(f"batch {batch_id} is committed: its predictions stay in the log")
+            if status == BATCH_DISCARDED:
+                return 0
+            conn.execute(
+                batches.update()
+                .where(b.id == int(batch_id))
+                .values(status=BATCH_DISCARDING, updated_at=utc_naive(None))
+            )
+        deleted = 0
+        t = predictions.c
+        while True:
+            with self.engine.begin() as conn:
+                ids = (
+                    conn.execute(sa.select(t.id).where(t.batch_id == int(batch_id)).limit(DELETE_ROWS))
+                    .scalars()
+                    .all()
+                )
+                if ids:
+                    conn.execute(predictions.delete().where(t.id.in_(ids)))
+                    conn.execute(
+                        batches.update().where(b.id == int(batch_id)).values(updated_at=utc_naive(None))
+                    )
+            deleted += len(ids)
+            if len(ids) < DELETE_ROWS:
+                break
+        with self.engine.begin() as conn:
+            conn.execute(
+                batches.update()
+                .where(b.id == int(batch_id), b.status == BATCH_DISCARDING)
+                .values(status=BATCH_DISCARDED, updated_at=utc_naive(None))
+            )
+        log.info("batch %d discarded: %d uncommitted prediction(s) deleted", batch_id, deleted)
+        return deleted
+
+    def sweep_batches(self, stale_after_s: float = STALE_BATCH_S) -> list[int]:
+        """Discard the batches of dead writers: their process on this host has ended (e.g. killed), or
+        they have not written for `stale_after_s` seconds. Returns their ids."""
+        b = batches.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(b.id, b.host, b.pid, b.updated_at).where(b.status.in_(HIDDEN_STATUSES))
+            ).all()
+        host, now = socket.gethostname()[:255], utc_naive(None)
+        dead = [
+            int(r.id)
+            for r in rows
+            if (r.host == host and not pid_alive(r.pid))
+            or (now - r.updated_at).total_seconds() > stale_after_s
+        ]
+        for batch_id in dead:
+            self.discard_batch(batch_id)
+        return dead
+
     def count(self, window: Window | Selection | None = None) -> int:
         """Number of logged predictions (in `window`, if given)."""
         return self.select(window).n
@@ -670,6 +996,7 @@ class PredictionStore:
         contiguous id range (the normal case: rows are logged in time order) becomes that id range.
         A window holding most of the table is bounded by `id + 0` rather than `id`, so the database
         counts it from the per-feature indexes (no sort, no table read) instead of a primary-key scan.
+        Rows of batches not committed at this moment are left out (`committed_rows`), for good.
         """
         if isinstance(window, Selection):
             return window
@@ -684,12 +1011,18 @@ class PredictionStore:
         if window.end is not None:
             times.append(t.created_at < utc_naive(window.end))
         with self.engine.connect() as conn:
+            hidden_ids = _hidden_batches(conn)
+            hidden = _committed_only(hidden_ids)
+            filters += hidden
             first, last = conn.execute(sa.select(sa.func.min(t.id), sa.func.max(t.id))).one()
             lo, hi, n = conn.execute(
                 sa.select(sa.func.min(t.id), sa.func.max(t.id), sa.func.count()).where(*filters, *times)
             ).one()
             if n == 0:
                 return Selection(window, (sa.false(),), 0)
+            if hidden and not _hidden_rows_within(conn, hidden_ids, lo, hi):
+                # no uncommitted row lies within [lo, hi]: the id range alone says it (fast paths stay)
+                filters = filters[: len(filters) - len(hidden)]
             contiguous = not filters and hi - lo + 1 == n
             conds = filters if contiguous else [*filters, *times]
             if window.last is not None and window.last < n:
@@ -848,10 +1181,13 @@ class PredictionStore:
         ids = sorted({str(c) for c in customer_ids})
         found: set[str] = set()
         with self.engine.connect() as conn:
+            visible = committed_rows(conn)
             for start in range(0, len(ids), BATCH_ROWS):
                 part = ids[start : start + BATCH_ROWS]
                 stmt = (
-                    sa.select(predictions.c.customer_id).where(predictions.c.customer_id.in_(part)).distinct()
+                    sa.select(predictions.c.customer_id)
+                    .where(predictions.c.customer_id.in_(part), *visible)
+                    .distinct()
                 )
                 found.update(str(r[0]) for r in conn.execute(stmt))
         return found
@@ -956,6 +1292,39 @@ class PredictionStore:
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
         return [Alert(**dict(r)) for r in rows]
+
+
+def _hidden_batches(conn: sa.Connection) -> list[int]:
+    """Ids of batches whose rows readers must not see now (open, or being discarded)."""
+    stmt = sa.select(batches.c.id).where(batches.c.status.in_(HIDDEN_STATUSES)).order_by(batches.c.id)
+    return [int(r[0]) for r in conn.execute(stmt)]
+
+
+def _committed_only(hidden_ids: Sequence[int]) -> list[sa.ColumnElement[bool]]:
+    if not hidden_ids:
+        return []
+    col = predictions.c.batch_id
+    return [sa.or_(col.is_(None), col.not_in(list(hidden_ids)))]
+
+
+def committed_rows(conn: sa.Connection) -> list[sa.ColumnElement[bool]]:
+    """The condition every reader of the log applies: single predictions and committed batches only.
+
+    [] when no batch is open or being discarded (the normal case: every row counts, at full speed).
+    Batches hidden now stay hidden in every query built from the result, even once committed.
+    """
+    return _committed_only(_hidden_batches(conn))
+
+
+def _hidden_rows_within(conn: sa.Connection, hidden_ids: Sequence[int], lo: int, hi: int) -> bool:
+    """Whether a row of a hidden batch has an id in [lo, hi] (a range scan of the batch_id index)."""
+    t = predictions.c
+    stmt = sa.select(t.id).where(t.batch_id.in_(list(hidden_ids)), t.id.between(lo, hi)).limit(1)
+    return conn.execute(stmt).first() is not None
+
+
+def _batch(row: Any) -> Batch:
+    return Batch(**{f: row[f] for f in Batch.__dataclass_fields__})
 
 
 def _frame(rows: Sequence[Any], names: list[str]) -> pd.DataFrame:
