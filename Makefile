@@ -34,7 +34,7 @@ repro: setup ## run the DVC pipeline (only the stages whose inputs changed), the
 track: setup ## log the pipeline's models to MLflow (idempotent) and point the registry aliases at them
 	$(PY) -m churn track
 
-run: repro ## set up, run the pipeline on the default (synthetic) input, then open the app
+run: repro ## set up, run the pipeline on the default (synthetic) input, track it in MLflow, then open the app
 	@if [ -f app/__main__.py ]; then $(PY) -m app; else \
 	  echo; echo "Pipeline done. Metrics: dvc metrics show   Plots: dvc plots show (metrics/plots/)"; \
 	  dvc metrics show; fi

@@ -229,22 +229,23 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
         df.to_parquet(tmp, index=False, engine="pyarrow")
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (the key of a logged batch: the same file is logged once per model)."""
-    digest = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
     with Path(path).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (the key of a logged batch: the same file is logged once per model)."""
+    return file_digest(path, "sha256")
 
 
 def file_md5(path: str | Path) -> str:
     """MD5 of a file's bytes (the same hash DVC records)."""
-    digest = hashlib.md5()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 #: Loggers of HTTP clients that print whole requests at DEBUG (the Groq client: the prompt, which

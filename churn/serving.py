@@ -159,8 +159,12 @@ def _load_mlflow(uri: str, root: Path) -> tuple[Any, str, str]:
             name, _, version = ref.partition("/")
         return pipeline, ref, str(version)
     except MlflowException as exc:
+        from churn.redact import redact_url
+
         raise FileNotFoundError(
-            f"{uri}: cannot load this model from MLflow at {registry.tracking_uri(root)} ({exc.message})"
+            redact_url(
+                f"{uri}: cannot load this model from MLflow at {registry.tracking_uri(root)} ({exc.message})"
+            )
         ) from exc
 
 

@@ -111,6 +111,16 @@ def fitted(prepared):
 
 
 @pytest.fixture()
+def store(tmp_path):
+    """A fresh SQLite prediction log in the test's temp folder (modules may define their own `store`)."""
+    from churn.monitoring.store import PredictionStore
+
+    s = PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}")
+    yield s
+    s.dispose()
+
+
+@pytest.fixture()
 def isolated_env(tmp_path, monkeypatch) -> Path:
     """Point MLflow and the prediction log at temporary stores."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

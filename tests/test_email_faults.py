@@ -43,13 +43,6 @@ def _no_secret(*texts: str) -> None:
 
 
 @pytest.fixture()
-def store(tmp_path):
-    s = PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}")
-    yield s
-    s.dispose()
-
-
-@pytest.fixture()
 def predictor(serving_root, store) -> Predictor:
     p = Predictor.load("challenger", root=serving_root, store=store)
     p.retention = dataclasses.replace(p.retention, email_budget_seconds=1.0)

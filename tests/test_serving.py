@@ -10,15 +10,7 @@ import pytest
 
 from churn import data, retention, schema
 from churn.io import ParamsError
-from churn.monitoring.store import PredictionStore
 from churn.serving import Predictor, ServingSettings, risk_levels
-
-
-@pytest.fixture()
-def store(tmp_path):
-    s = PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}")
-    yield s
-    s.dispose()
 
 
 @pytest.fixture()

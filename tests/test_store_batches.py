@@ -44,13 +44,6 @@ def frame() -> tuple[pd.DataFrame, pd.DataFrame]:
     return feats, results
 
 
-@pytest.fixture()
-def store(tmp_path):
-    s = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
-    yield s
-    s.dispose()
-
-
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
