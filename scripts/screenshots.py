@@ -5,7 +5,9 @@
 
 The prediction log is a temporary SQLite file filled with a week of simulated traffic (with a
 contract-mix shift and recorded outcomes), so the Monitoring tab has something to show; the
-project's own log and MLflow store are only read. Needs Debian's `chromium` (`make browser`).
+project's own log and MLflow store are only read. The app runs with a reader and an admin login
+(throwaway passwords) and the tour signs in as the admin, so the pictures show what the admin sees:
+the registry buttons and "Run checks and store alerts" active. Needs Debian's `chromium` (`make browser`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
 import tempfile
 from datetime import date
@@ -91,12 +94,24 @@ def _wait_plot(page, selector: str) -> None:
     page.locator(f"{selector} .js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
 
 
+def sign_in(page, user: str, password: str) -> None:
+    """Gradio's login page: fill both fields and submit."""
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
 def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=TABS[name], exact=True).click()
 
 
-def tour(page, url: str, out_dir: Path, upload: Path) -> dict[str, Path]:
-    """Use every tab as a person would and screenshot each; returns {tab: png}."""
+def tour(
+    page, url: str, out_dir: Path, upload: Path, login: tuple[str, str] | None = None
+) -> dict[str, Path]:
+    """Use every tab as a person would and screenshot each; returns {tab: png}.
+
+    `login` is the (user, password) to sign in with when the app asks for one.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     shots: dict[str, Path] = {}
 
@@ -108,6 +123,8 @@ def tour(page, url: str, out_dir: Path, upload: Path) -> dict[str, Path]:
         page.screenshot(path=str(shots[name]), full_page=True, clip=clip)
 
     page.goto(url, wait_until="domcontentloaded")
+    if login:
+        sign_in(page, *login)
     page.locator("#predict-btn").wait_for(timeout=TIMEOUT_MS)
     page.click("#example-high")
     page.wait_for_function(
@@ -167,12 +184,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CHURN_DB_URL"] = f"sqlite:///{Path(tmp) / 'predictions.db'}"
         os.environ.pop("GROQ_API_KEY", None)  # the template email: no call to the LLM for a screenshot
         log.info("logged %d simulated predictions", seed_traffic(root))
-        demo, url = app.serve(root)
+        admin = ("admin", secrets.token_urlsafe(16))
+        demo, url = app.serve(root, auth=("analyst", secrets.token_urlsafe(16)), admin=admin)
         try:
             with sync_playwright() as pw:
                 browser = launch_browser(pw)
                 page = browser.new_page(viewport=VIEWPORT)
-                shots = tour(page, url, Path(args.out), batch_csv(Path(tmp) / "customers.csv"))
+                shots = tour(page, url, Path(args.out), batch_csv(Path(tmp) / "customers.csv"), login=admin)
                 browser.close()
         finally:
             demo.close()
