@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("ci.smoke")
@@ -71,7 +72,8 @@ def expected(model_path: str) -> float:
 
     from churn.io import load_model  # checked against dvc.lock before joblib runs the file
 
-    return float(load_model(model_path).predict_proba(pd.DataFrame([CUSTOMER]))[0, 1])
+    project = Path(model_path).resolve().parent.parent  # <project>/models/<name>.joblib
+    return float(load_model(model_path, root=project).predict_proba(pd.DataFrame([CUSTOMER]))[0, 1])
 
 
 def main(argv: list[str] | None = None) -> int:
