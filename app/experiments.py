@@ -284,7 +284,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
         dvc_note = gr.Markdown()
         dvc_table = gr.Dataframe(interactive=False)
     gr.Markdown("### Model registry")
-    registry_df = gr.Dataframe(headers=REGISTRY_COLUMNS, interactive=False, elem_id="registry")
+    registry_df = gr.Dataframe(headers=REGISTRY_COLUMNS, interactive=False, wrap=True, elem_id="registry")
     with gr.Row():
         version = gr.Dropdown(label="Version", allow_custom_value=True, elem_id="registry-version")
         reason = gr.Textbox(label="Reason (recorded on the version)", scale=2)

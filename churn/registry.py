@@ -495,10 +495,15 @@ def _list_versions(mlflow_client, registered_model: str) -> list[dict[str, Any]]
 
 def history_text(events: list[dict[str, Any]]) -> str:
     """One line per event: '2026-11-30T10:00:00Z champion by alice (forced): reason'."""
+
+    def why(e: dict[str, Any]) -> str:
+        text = str(e.get("why") or "")
+        return text.removeprefix("forced: ") if e.get("forced") else text
+
     return "\n".join(
         f"{e.get('when', '?')} {e.get('status', '?')} by {e.get('by', '?')}"
         + (" (forced)" if e.get("forced") else "")
-        + (f": {e['why']}" if e.get("why") else "")
+        + (f": {why(e)}" if why(e) else "")
         for e in events
     )
 

@@ -225,7 +225,7 @@ def test_promote_command_on_default_sqlite_store(default_store, tmp_path, monkey
     table = capsys.readouterr().out
     assert "churn-cli at sqlite:///" in table and "archived" in table and "champion" in table
     assert (
-        "champion by " + registry.current_user() + " (forced): forced: retention campaign starts Monday"
+        "champion by " + registry.current_user() + " (forced): retention campaign starts Monday"
         in table
     )
 
