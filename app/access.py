@@ -88,6 +88,11 @@ class Access:
         """Gradio's `auth=` callback: the reader or the admin may sign in."""
         return any(login.accepts(user, password) for login in (self.reader, self.admin) if login)
 
+    def is_admin(self, request: Any) -> bool:
+        """True when the request comes from the signed-in admin (no logging: for showing controls)."""
+        user = getattr(request, "username", None) if request is not None else None
+        return self.admin is not None and user == self.admin.user
+
     def refusal(self, request: Any, action: str) -> str | None:
         """None when the request comes from the signed-in admin; otherwise why `action` is refused."""
         user = getattr(request, "username", None) if request is not None else None

@@ -296,6 +296,15 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
         archived_btn = gr.Button("Set archived", interactive=admin)
     registry_msg = gr.Markdown(access.note(CHANGING), elem_id="registry-message")
 
+    def registry_controls(request: gr.Request = None):
+        """The registry buttons, usable only by the signed-in admin (greyed for a reader)."""
+        allowed = access.is_admin(request)
+        return [gr.Button(interactive=allowed) for _ in range(3)]
+
+    tab.select(
+        registry_controls, outputs=[champion_btn, challenger_btn, archived_btn], api_name="registry_controls"
+    )
+
     def store_text() -> str:
         return display_uri(registry.tracking_uri(state.root), state.root)
 

@@ -195,6 +195,23 @@ def test_a_reader_is_refused_and_a_wrong_admin_password_cannot_sign_in(guarded_u
     assert snapshot(project, webhook) == before
 
 
+def _button_states(url: str, auth: tuple[str, str]) -> list[bool]:
+    """`interactive` of the three registry buttons as `/registry_controls` sets them for this login."""
+    import json
+
+    with httpx.Client(base_url=url) as http:
+        assert http.post("/login", data={"username": auth[0], "password": auth[1]}).status_code == 200
+        status, events = _http_call(url, "/registry_controls", [], http.cookies)
+    assert status == 200, events
+    data = next(line[len("data: ") :] for line in events.splitlines() if line.startswith("data: ["))
+    return [update["interactive"] for update in json.loads(data)]
+
+
+def test_registry_buttons_are_usable_only_by_the_admin(guarded_url):
+    assert _button_states(guarded_url, READER) == [False, False, False]
+    assert _button_states(guarded_url, ADMIN) == [True, True, True]
+
+
 def test_the_admin_changes_the_registry_and_stores_alerts(guarded_url, project, webhook):
     admin = _client(guarded_url, ADMIN)
     champion, challenger = _versions(project)
