@@ -33,6 +33,7 @@ EXPECTED_ENDPOINTS = {
     "/set_champion",
     "/set_challenger",
     "/set_archived",
+    "/registry_controls",
     "/monitoring",
     "/check_alerts",
     "/ab_models",
