@@ -380,7 +380,12 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
 
     def export_runs():
         """Every run with all its params, metrics and tags, as a CSV file."""
-        runs = csv_safe(runs_or_error())  # run names and tags are user text
+        runs = runs_or_error()
+        for col in runs.select_dtypes(
+            exclude="number"
+        ).columns:  # artifact URIs, source paths: no server paths
+            runs[col] = runs[col].map(lambda v: scrub(v, state.root) if isinstance(v, str) else v)
+        runs = csv_safe(runs)  # run names and tags are user text
         with files.request_folder(files.RUNS_PREFIX) as folder:  # removed once Gradio has its copy
             out = folder / "mlflow_runs.csv"
             runs.to_csv(out, index=False)

@@ -50,6 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         sys.stderr.write(f"churn {args.command}: {redact_url(str(exc))}\n")
         return 1
+    except OSError as exc:  # a directory or an unreadable path where a file was expected
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"churn {args.command}: {redact_url(exc.strerror or str(exc))}{where}\n")
+        return 1
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy."):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(
+            f"churn {args.command}: cannot use the prediction log (CHURN_DB_URL): {redact_url(first)}\n"
+        )
+        return 1
     return int(code or 0)
 
 

@@ -20,9 +20,31 @@ _PATH_CHARS = r"[^\s'\"`,;:()\[\]{}<>|]*"
 MASK = "***"
 
 
+#: Settings that may hold a URL with a password; their passwords are hidden wherever they appear,
+#: even where a password holds characters (`/`, spaces, quotes) that no URL pattern can delimit.
+SECRET_URL_ENVS = ("MLFLOW_TRACKING_URI", "CHURN_DB_URL", "CHURN_ALERT_WEBHOOK", "GROQ_BASE_URL")
+
+
+def _configured_passwords() -> list[str]:
+    """The passwords of the URLs in SECRET_URL_ENVS (raw, percent-encoded and decoded), longest first."""
+    from urllib.parse import quote, unquote
+
+    found = set()
+    for name in SECRET_URL_ENVS:
+        url = os.environ.get(name, "")
+        userinfo, at, _ = url.partition("://")[2].rpartition("@")
+        password = userinfo.partition(":")[2] if at else ""
+        if len(password) >= 4:  # shorter ones would mask ordinary text; the URL pattern still covers them
+            found.update({password, quote(password, safe=""), unquote(password)})
+    return sorted(found, key=len, reverse=True)
+
+
 def redact_url(text: str) -> str:
     """`text` with the password of every URL in it replaced by `***` (`postgresql://user:***@host/db`),
-    and secret query parameters likewise (`?token=***`). Text without URLs is returned unchanged."""
+    and secret query parameters likewise (`?token=***`). The passwords of the configured store URLs
+    (SECRET_URL_ENVS) are hidden wherever they appear. Text without URLs is returned unchanged."""
+    for password in _configured_passwords():
+        text = text.replace(password, MASK)
     if "://" not in text and "=" not in text:
         return text
     text = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import date
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -316,7 +317,10 @@ def test_runs_comparisons_and_export(client, project):
     trees = sorted(float(s["params"]["n_estimators"]) for s in specs if "n_estimators" in s.get("params", {}))
     assert trees and sorted(x for trace in scatter for x in trace["x"]) == trees
     assert len(traces(client.predict("test.f1", api_name="/compare_runs"))) == 2
-    exported = pd.read_csv(client.predict(api_name="/export_runs"))
+    exported_path = client.predict(api_name="/export_runs")
+    text = Path(exported_path).read_text()
+    assert str(project) not in text and str(project.resolve()) not in text  # no server paths
+    exported = pd.read_csv(exported_path)
     assert len(exported) == 2
     assert {"run_id", "metrics.test.roc_auc", "params.estimator"} <= set(exported.columns)
 

@@ -270,3 +270,11 @@ def test_the_debug_log_shows_no_prompt_unless_groq_log_asks(private_project, gro
         )
         assert asked.returncode == 0 and "Request options" in asked.stderr  # the switch works,
         assert "Electronic check" in asked.stderr  # and shows what the default DEBUG log keeps out
+
+
+@pytest.mark.parametrize("password", ["PW/slashML", "pw with space", "it's\"quoted`", "p@ss/w:rd"])
+def test_configured_store_passwords_are_hidden_whatever_they_hold(monkeypatch, password):
+    url = f"postgresql://mluser:{password}@127.0.0.1:1/mlflow"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    shown = redact_url(f"Cannot read MLflow runs at {url}: No module named 'psycopg'")
+    assert password not in shown and "mluser:***@127.0.0.1:1/mlflow" in shown
