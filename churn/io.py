@@ -333,6 +333,10 @@ def read_model(
         raise FileNotFoundError(f"{path}: model not found (run `dvc repro` to build it)")
     if path.is_dir():
         raise UntrustedModelError(f"{path}: is a directory, not a model file")
+    if not path.is_file():
+        raise UntrustedModelError(f"{path}: not a regular file (a device or a pipe is no model file)")
+    if not trust and md5 is None and not _inside(path, Path(root) / MODELS_DIR):
+        _check_trusted(path, "", Path(root))  # refused by its place, before a byte of it is read
     blob = path.read_bytes()
     actual = hashlib.md5(blob).hexdigest()
     if md5 is not None and not trust:

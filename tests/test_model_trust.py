@@ -172,3 +172,19 @@ def test_every_joblib_load_in_the_code_goes_through_the_check(root):
                 offenders.append(f"{rel} (trust=True outside stages/)")
     assert offenders == [], offenders
     assert sys.modules["churn.io"].TRUST_FLAG == "--trust-model"
+
+
+def test_a_device_or_an_untrusted_path_is_refused_before_it_is_read(tmp_path):
+    """`--model /dev/zero` once read until memory ran out: the place is checked before any byte."""
+    from churn.io import UntrustedModelError, read_model
+
+    with pytest.raises(UntrustedModelError, match="not a regular file"):
+        read_model("/dev/zero", root=tmp_path)
+    outside = tmp_path / "elsewhere.joblib"
+    outside.write_bytes(b"x" * 10)
+    outside.chmod(0o000)  # unreadable: the refusal must not need to read it
+    try:
+        with pytest.raises(UntrustedModelError, match="--trust-model"):
+            read_model(outside, root=tmp_path / "project")
+    finally:
+        outside.chmod(0o600)
