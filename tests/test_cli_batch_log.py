@@ -98,14 +98,8 @@ def test_kill_9_mid_batch_logs_nothing_and_the_rerun_logs_each_row_once(served, 
     assert not out.exists()
     assert temp_files(out.parent)  # the kill left its temp files, unpublished
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "churn", "predict", str(big_csv), "-o", str(out), "--no-progress"],
-        cwd=serving_root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    predict = [sys.executable, "-m", "churn", "predict", str(big_csv), "-o", str(out), "--no-progress"]
+    rerun = subprocess.run(predict, cwd=serving_root, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert f"logged {ROWS:,} predictions as batch" in rerun.stderr
     assert visible(store) == {"count": ROWS, "last_1000": 1000, "summary": ROWS, "volume": ROWS}
@@ -114,14 +108,7 @@ def test_kill_9_mid_batch_logs_nothing_and_the_rerun_logs_each_row_once(served, 
     assert len(pd.read_csv(out)) == ROWS and temp_files(out.parent) == []
 
     out.unlink()
-    third = subprocess.run(
-        [sys.executable, "-m", "churn", "predict", str(big_csv), "-o", str(out), "--no-progress"],
-        cwd=serving_root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    third = subprocess.run(predict, cwd=serving_root, env=env, capture_output=True, text=True, timeout=600)
     assert third.returncode == 0, third.stderr
     batch = store.find_batch(store.get_batch(2).sha256, "champion", store.get_batch(2).model_version)
     assert batch is not None and batch.id == 2
