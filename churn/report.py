@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from churn.markdown import table
 from churn.metrics import HEADLINE
 
 #: Evaluate metrics shown in the headline table (besides the five gate metrics).
@@ -141,12 +142,6 @@ def fmt_delta(change: Change) -> str:
     return f"{delta:+.4f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
-
-
 def _base_label(inputs: ReportInputs) -> str:
     return f"`{inputs.base}`"
 
@@ -159,7 +154,7 @@ def _params_section(inputs: ReportInputs) -> list[str]:
     if not changed:
         return [*out, f"No parameter changed against {_base_label(inputs)}.", ""]
     rows = [[f"`{c.path}`", f"`{c.name}`", fmt(c.old), fmt(c.new), fmt_delta(c)] for c in changed]
-    return [*out, *_table(["File", "Param", _base_label(inputs), "workspace", "Change"], rows), ""]
+    return [*out, *table(["File", "Param", _base_label(inputs), "workspace", "Change"], rows), ""]
 
 
 def headline(metrics: list[Change]) -> list[Change]:
@@ -189,7 +184,7 @@ def _metrics_section(inputs: ReportInputs) -> list[str]:
             for c in top
         ]
         out += ["Test-set metrics of each model:", ""]
-        out += [*_table(["Model", "Metric", base, "workspace", "Change"], rows), ""]
+        out += [*table(["Model", "Metric", base, "workspace", "Change"], rows), ""]
     changed = [c for c in inputs.metrics if c.changed]
     unchanged = len(inputs.metrics) - len(changed)
     if not changed:
@@ -199,7 +194,7 @@ def _metrics_section(inputs: ReportInputs) -> list[str]:
         in_file = [c for c in changed if c.path == path]
         rows = [[f"`{c.name}`", fmt(c.old), fmt(c.new), fmt_delta(c)] for c in in_file[:MAX_ROWS_PER_FILE]]
         out += ["<details>", f"<summary><code>{path}</code>: {len(in_file)} changed</summary>", ""]
-        out += _table(["Metric", base, "workspace", "Change"], rows)
+        out += table(["Metric", base, "workspace", "Change"], rows)
         if len(in_file) > MAX_ROWS_PER_FILE:
             rest = len(in_file) - MAX_ROWS_PER_FILE
             out += [
@@ -270,7 +265,7 @@ def _gates_section(inputs: ReportInputs) -> list[str]:
         row += [_status(champion.get(name))] if champion else []
         row += [_status(base.get(name))] if base is not None else []
         rows.append(row)
-    return [*out, *_table(header, rows), ""]
+    return [*out, *table(header, rows), ""]
 
 
 def _rule(gate: dict[str, Any]) -> str:

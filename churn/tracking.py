@@ -212,7 +212,7 @@ def track(
 
 def _log(root: Path, name: str, c: dict[str, Any], experiment: str, metrics_dir: Path, test_path) -> str:
     """Log one model's complete run: params, metrics, the model, plots, the model card, lineage tags."""
-    from churn import data, validation
+    from churn import data, model_card
     from churn.io import load_model, read_table
 
     X = data.xy(read_table(root / test_path))[0].head(5)
@@ -223,7 +223,7 @@ def _log(root: Path, name: str, c: dict[str, Any], experiment: str, metrics_dir:
         card = metrics_dir / "model_card.md"
         if card.exists():
             copy = Path(tmp) / "model_card.md"
-            copy.write_text(validation.card_with_commit(card.read_text(), registry.git_commit(root)))
+            copy.write_text(model_card.card_with_commit(card.read_text(), registry.git_commit(root)))
             artifacts.append(copy)
         return registry.log_model_run(
             model_name=name,

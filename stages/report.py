@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from churn import scorecard, validation
+from churn import model_card, scorecard, validation
 from churn.io import file_md5, load_json, load_params, save_json, save_text, section
 from churn.metrics import HEADLINE
 from churn.validation import CANDIDATE, MODELS
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     challenger_md5 = ctx["lineage"][str(models[CANDIDATE])]
     ctx["validation"] = {**verdict, "lineage": ctx["lineage"], "model_md5": challenger_md5}
-    card = validation.model_card(ctx)
+    card = model_card.model_card(ctx)
     save_json(ctx["validation"], args.out)
     save_text(card, args.card)
     save_json(
