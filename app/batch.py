@@ -10,7 +10,9 @@ import pandas as pd
 
 from app import files
 from app.state import AppState
-from churn import data, schema, serving
+from churn import data, schema
+from churn.assessment import PROBABILITY, RISK
+from churn.batch import ROW
 from churn.data import DataError
 from churn.io import csv_safe
 
@@ -41,7 +43,7 @@ def _file_problem(upload: str | None, max_line_bytes: int = data.MAX_LINE_BYTES)
         )
     try:
         source = data.CsvInput(path, max_line_bytes=max_line_bytes, name=path.name)
-        serving.check_columns(pd.DataFrame(columns=source.header), source=path.name)
+        schema.check_columns(pd.DataFrame(columns=source.header), source=path.name)
     except (DataError, schema.SchemaError) as exc:
         return False, str(exc)
     return True, ""
@@ -51,19 +53,19 @@ def summary_markdown(
     scored: pd.DataFrame, rejects: pd.DataFrame, name: str, duplicates: int = 0, logged: str = ""
 ) -> str:
     """The risk breakdown of a scored file, and what happened in the prediction log (`logged`)."""
-    counts = scored[serving.RISK].value_counts() if len(scored) else pd.Series(dtype=int)
+    counts = scored[RISK].value_counts() if len(scored) else pd.Series(dtype=int)
     lines = [
         f"### {name}: {len(scored):,} customers scored, {len(rejects):,} rejected",
         "",
         "| risk level | customers | share |",
         "|---|---:|---:|",
     ]
-    for level in serving.RISK_LEVELS:
+    for level in schema.RISK_LEVELS:
         n = int(counts.get(level, 0))
         share = n / len(scored) if len(scored) else 0.0
         lines.append(f"| {level} | {n:,} | {share:.1%} |")
     if len(scored):
-        lines += ["", f"Mean churn probability: **{scored[serving.PROBABILITY].mean():.1%}**."]
+        lines += ["", f"Mean churn probability: **{scored[PROBABILITY].mean():.1%}**."]
     if len(rejects):
         lines += ["", "Rejected rows are listed below with the rule they break; fix them and upload again."]
     if duplicates:
@@ -82,13 +84,13 @@ def histogram(scored: pd.DataFrame):
 
     fig = px.histogram(
         scored,
-        x=serving.PROBABILITY,
-        color=serving.RISK,
+        x=PROBABILITY,
+        color=RISK,
         nbins=20,
         range_x=[0, 1],
-        category_orders={serving.RISK: list(serving.RISK_LEVELS)},
+        category_orders={RISK: list(schema.RISK_LEVELS)},
         color_discrete_map={"Low": "#2ca02c", "Medium": "#ff7f0e", "High": "#d62728"},
-        labels={serving.PROBABILITY: "Churn probability", serving.RISK: "Risk level"},
+        labels={PROBABILITY: "Churn probability", RISK: "Risk level"},
         title="Churn probability of the scored customers",
     )
     fig.update_layout(bargap=0.05, yaxis_title="Customers", margin={"t": 50, "b": 40})
@@ -131,7 +133,7 @@ def build_tab(state: AppState) -> None:
         try:  # the reader `churn predict` uses: the same file gets the same verdict
             source = data.CsvInput(path, max_line_bytes=max_line_bytes(), name=path.name)
             rows = source.read()
-            serving.check_columns(rows.frame, source=path.name)
+            schema.check_columns(rows.frame, source=path.name)
             # The file's rows are logged as one batch, visible once all is done, and only once per
             # file and model; the scored CSV leaves its private folder for Gradio's cache.
             with (
@@ -146,7 +148,7 @@ def build_tab(state: AppState) -> None:
                 out = files.publish(scored_file, out)
         except (DataError, schema.SchemaError) as exc:
             raise state.error(str(exc)) from exc
-        rejects = rows.with_rejects(value_rejects, row=serving.ROW)
+        rejects = rows.with_rejects(value_rejects, row=ROW)
         log.info("batch %s: %d scored, %d rejected", path.name, len(scored), len(rejects))
         return (
             str(out),

@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from app.state import AppState
-from churn import schema, serving
+from churn import schema
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +125,9 @@ def check(**customer: Any) -> list[dict[str, Any]]:
 
 
 def field_problems(customer: dict[str, Any]) -> dict[str, str]:
-    """{field: 'rule'} for every field of one customer that breaks the Telco schema."""
-    if serving.quick_valid([customer]):  # the Predictor's own fast check: surely valid
-        return {}
+    """{field: 'rule'} for every field of one customer that breaks the Telco schema (the Predictor's check)."""
     try:
-        schema.validate(
-            pd.DataFrame([customer], columns=list(schema.FEATURES)),
-            require_target=False,
-            require_id=False,
-            allow_extra=False,
-            source="customer",
-        )
+        schema.customers(customer, "customer")
     except schema.SchemaError as exc:
         out: dict[str, str] = {}
         for problem in exc.problems:

@@ -35,7 +35,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from churn import compiled, data, model, schema, synth
-from churn.commands.serving import score_csv
+from churn.batch import score_csv
 from churn.io import load_params, save_json, save_model, write_table
 from churn.monitoring.store import PredictionStore
 from churn.serving import Predictor

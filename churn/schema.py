@@ -1,9 +1,12 @@
-"""The IBM Telco customer-churn column contract and `validate(df)`, which names every broken rule."""
+"""The IBM Telco customer-churn column contract and its one validator: every row rule lives here."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,6 +88,13 @@ NUMERIC_FEATURES: tuple[str, ...] = tuple(c for c in FEATURES if c in NUMERIC)
 CATEGORICAL_FEATURES: tuple[str, ...] = tuple(c for c in FEATURES if c in CATEGORICAL)
 ID_PATTERN = re.compile(r"^\d{4}-[A-Z]{5}$")
 MAX_ROWS_SHOWN = 5
+#: Risk levels a scored customer gets, lowest first (the Predictor's bands, the log's allowed values).
+RISK_LEVELS: tuple[str, ...] = ("Low", "Medium", "High")
+#: Inputs up to this many customers are checked record by record in plain Python (`valid_record`)
+#: before the full DataFrame check: the app's hot path, a handful of customers per request.
+QUICK_ROWS = 16
+_PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_COLUMN_SET = frozenset(COLUMNS)
 
 
 class SchemaError(ValueError):
@@ -249,3 +259,136 @@ def validate(
             problems.append(Problem(problem.column, problem.rule, rows, count))
     if problems:
         raise SchemaError(problems, source)
+
+
+def check_columns(df: pd.DataFrame, source: str = "input") -> None:
+    """Raise SchemaError when a feature column is missing, unexpected or repeated (whole-file problems)."""
+    problems = [Problem(c, "is missing (required column)") for c in FEATURES if c not in df]
+    problems += [
+        Problem(str(c), "is not a Telco column (unexpected)") for c in df.columns if c not in _COLUMN_SET
+    ]
+    dup = df.columns[df.columns.duplicated()].tolist()
+    problems += [Problem(str(c), "appears more than once in the header") for c in dup]
+    if problems:
+        raise SchemaError(problems, source)
+
+
+def valid_record(record: Mapping[str, Any]) -> bool:
+    """True when one customer surely passes `validate` (no target or id required, no extra columns).
+
+    The pure-Python form of the rules above for one record, microseconds instead of a DataFrame
+    check. False means "check fully": `validate` then names the rule (a blank TotalCharges, for
+    one, is left to it). tests/test_schema.py holds the two to the same verdict.
+    """
+    if len(record) < len(FEATURES) or not _COLUMN_SET.issuperset(record):
+        return False
+    for col, levels in CATEGORICAL.items():
+        if record.get(col) not in levels:
+            return False
+    for col, (lo, hi, whole) in NUMERIC.items():
+        value = record.get(col)
+        if isinstance(value, str):
+            if not _PLAIN_NUMBER.match(value):
+                return False
+            value = float(value)
+        elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            return False
+        if not (math.isfinite(value) and lo <= value <= hi) or (whole and value % 1 != 0):
+            return False
+    return True
+
+
+class Customers:
+    """Customers that passed every rule here: `records` (plain dicts, small inputs) or `frame`.
+
+    Built only by `customers` and `split_valid`; later layers (the model, the prediction log) take
+    it as checked and never re-run the rules. The frame is built from the records only when needed.
+    """
+
+    def __init__(self, records: list[dict[str, Any]] | None, frame: pd.DataFrame | None = None):
+        self.records = records
+        self._frame = frame
+
+    def __len__(self) -> int:
+        return len(self.records) if self.records is not None else len(self._frame)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The customers as given (the 19 features, and `customerID` / `Churn` if they came with them)."""
+        if self._frame is None:
+            self._frame = pd.DataFrame(self.records)
+        return self._frame
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.frame[list(FEATURES)]
+
+    def values(self) -> dict[str, Any]:
+        """The first customer's 19 feature values, as given."""
+        if self.records is not None:
+            return {f: self.records[0][f] for f in FEATURES}
+        return self.X.iloc[0].to_dict()
+
+    def typed_records(self) -> list[dict[str, Any]]:
+        """The 19 features of each record, model-typed (numbers as float, levels as text): the values
+        `churn.data.coerce_features` gives them, without a DataFrame round trip. Records only."""
+        return [{f: float(r[f]) if f in NUMERIC else r[f] for f in FEATURES} for r in self.records]
+
+    def ids(self) -> list[str | None]:
+        """Each customer's `customerID` as text (at most 64 characters), None where it has none."""
+        if self.records is not None:
+            return [_customer_id(r.get(ID)) for r in self.records]
+        if ID not in self.frame.columns:
+            return [None] * len(self)
+        return [_customer_id(v) for v in self.frame[ID]]
+
+
+def _customer_id(value: Any) -> str | None:
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return text[:64] or None
+
+
+def customers(given: pd.DataFrame | Sequence[Mapping] | Mapping, source: str = "customers") -> Customers:
+    """Check customers (a dict, a list of dicts or a DataFrame) against every rule: the one way in.
+
+    Raises `SchemaError` naming every field and rule broken (row numbers count from 1). Up to
+    `QUICK_ROWS` customers that `valid_record` accepts skip the DataFrame check.
+    """
+    if isinstance(given, pd.DataFrame):
+        records = None
+        if len(given) <= QUICK_ROWS and not given.columns.duplicated().any():
+            names = list(given.columns)
+            records = [dict(zip(names, row, strict=True)) for row in given.to_numpy(dtype=object).tolist()]
+        out = Customers(records, given)
+    elif isinstance(given, Mapping):
+        out = Customers([dict(given)])
+    elif isinstance(given, Sequence) and not isinstance(given, str):
+        records = list(given)
+        if not all(isinstance(r, Mapping) for r in records):
+            raise SchemaError([Problem("*", "each customer must be a mapping")], source)
+        out = Customers([dict(r) for r in records])
+    else:
+        raise SchemaError([Problem("*", "customers must be a dict, a list of dicts or a DataFrame")], source)
+    if len(out) == 0:
+        raise SchemaError([Problem("*", "no customers given")], source)
+    if out.records is None or len(out.records) > QUICK_ROWS or not all(map(valid_record, out.records)):
+        validate(
+            out.frame, require_target=False, require_id=False, allow_extra=False, source=source, row_offset=1
+        )
+        out.records = None
+    return out
+
+
+def split_valid(df: pd.DataFrame, source: str = "input") -> tuple[Customers, dict[int, list[str]]]:
+    """A file's rows split by the rules: (the valid rows, reasons of the others by position).
+
+    Column problems (missing, unexpected or repeated columns) raise `SchemaError`; a value problem
+    sets aside just its row (`row_problems`).
+    """
+    check_columns(df, source)
+    reasons = row_problems(df)
+    if not reasons:
+        return Customers(None, df), reasons
+    keep = np.ones(len(df), dtype=bool)
+    keep[list(reasons)] = False
+    return Customers(None, df.iloc[np.flatnonzero(keep)]), reasons

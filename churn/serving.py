@@ -6,11 +6,9 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import math
-import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,21 +17,16 @@ import numpy as np
 import pandas as pd
 
 from churn import compiled, data, explain, retention, schema
-from churn.io import ParamsError, file_sha256, load_params, read_model
+from churn.assessment import PROBABILITY, RISK, Assessment
+from churn.batch import REASON, ROW
+from churn.io import ParamsError, file_sha256, load_params
+from churn.model_ref import resolve_model
 
 if TYPE_CHECKING:
-    from churn.monitoring.store import BatchLog, PredictionStore
+    from churn.monitoring.batches import BatchLog
+    from churn.monitoring.store import PredictionStore
 
 log = logging.getLogger(__name__)
-
-RISK_LEVELS = ("Low", "Medium", "High")
-PROBABILITY = "churn_probability"
-RISK = "risk_level"
-REASON = "reason"
-ROW = "row"
-#: Rows up to which validation takes the pure-Python shortcut before the full schema check.
-_QUICK_ROWS = 16
-_PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -82,92 +75,6 @@ def risk_levels(probability: np.ndarray, settings: ServingSettings) -> np.ndarra
     return np.where(p >= settings.high, "High", np.where(p >= settings.medium, "Medium", "Low"))
 
 
-@dataclass(frozen=True)
-class Assessment:
-    """One customer, served: prediction, explanation, retention actions, log id, and the email.
-
-    `email` is None until `Predictor.complete` has written it. `latency_ms` is the model's part
-    (validation, prediction, explanation, actions; what the log records); `email_ms` the time the
-    email took (an LLM call, or the template).
-    """
-
-    customer: dict[str, Any]
-    probability: float
-    risk_level: str
-    explanation: explain.Explanation
-    actions: list[retention.Action]
-    email: retention.Email | None = None
-    prediction_id: int | None = None
-    latency_ms: float = 0.0
-    email_ms: float = 0.0
-    model_name: str = ""
-    model_version: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "probability": self.probability,
-            "risk_level": self.risk_level,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "prediction_id": self.prediction_id,
-            "latency_ms": self.latency_ms,
-            "email_ms": self.email_ms,
-            "explanation": self.explanation.to_dict(),
-            "actions": [a.to_dict() for a in self.actions],
-            "email": None if self.email is None else self.email.to_dict(),
-        }
-
-
-def resolve_model(model: str, root: str | Path = ".", *, trust: bool = False) -> tuple[Any, str, str]:
-    """Load a model: 'champion' / 'challenger' (models/<name>.joblib), a .joblib path, or an MLflow URI.
-
-    Returns (pipeline, model name, model version). Version: the file's MD5 (the hash DVC records)
-    for joblib files, the registry version or run id for MLflow models. A joblib file is checked
-    before it is loaded (`churn.io.read_model`): the pipeline's models against dvc.lock; any other
-    file only with `trust=True` (`--trust-model`). MLflow URIs come from the configured store.
-    """
-    root = Path(root)
-    if model.startswith(("models:/", "runs:/")):
-        return _load_mlflow(model, root)
-    path = Path(model)
-    if path.suffix != ".joblib" and not path.exists():
-        path = root / "models" / f"{model}.joblib"
-    elif not path.is_absolute() and not path.exists():
-        path = root / path
-    pipeline, md5 = read_model(path, root=root, trust=trust)
-    if not hasattr(pipeline, "predict_proba"):
-        raise ValueError(f"{path}: not a fitted classifier pipeline (no predict_proba)")
-    return pipeline, path.stem, f"md5:{md5[:12]}"
-
-
-def _load_mlflow(uri: str, root: Path) -> tuple[Any, str, str]:
-    from churn import registry
-
-    mlflow = registry._mlflow(root)
-    from mlflow.exceptions import MlflowException
-
-    try:
-        pipeline = mlflow.sklearn.load_model(uri)
-        if uri.startswith("runs:/"):
-            run_id = uri[len("runs:/") :].split("/")[0]
-            return pipeline, f"run-{run_id[:8]}", run_id
-        ref = uri[len("models:/") :].strip("/")
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-        else:
-            name, _, version = ref.partition("/")
-        return pipeline, ref, str(version)
-    except MlflowException as exc:
-        from churn.redact import redact_url
-
-        raise FileNotFoundError(
-            redact_url(
-                f"{uri}: cannot load this model from MLflow at {registry.tracking_uri(root)} ({exc.message})"
-            )
-        ) from exc
-
-
 @functools.cache
 def _threadpools():
     from threadpoolctl import ThreadpoolController
@@ -177,69 +84,9 @@ def _threadpools():
 
 def _threads_for(rows: int):
     """One OpenMP thread for a handful of rows: spinning up a pool costs more than it saves."""
-    if rows > _QUICK_ROWS:
+    if rows > schema.QUICK_ROWS:
         return contextlib.nullcontext()
     return _threadpools().limit(limits=1, user_api="openmp")
-
-
-def _typed(record: dict[str, Any]) -> dict[str, Any]:
-    """Model-typed features of a record `quick_valid` accepted (numbers as float, levels as text):
-    the values `data.coerce_features` gives for such records, without a DataFrame round trip."""
-    return {f: float(record[f]) if f in schema.NUMERIC else record[f] for f in schema.FEATURES}
-
-
-def _customer_id(value: Any) -> str | None:
-    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
-    return text[:64] or None
-
-
-def quick_valid(records: list[dict[str, Any]]) -> bool:
-    """True when every record surely passes the schema (pure Python; False means 'check fully')."""
-    allowed = set(schema.COLUMNS)
-    for rec in records:
-        if len(rec) < len(schema.FEATURES) or not allowed.issuperset(rec):
-            return False
-        for col, levels in schema.CATEGORICAL.items():
-            if rec.get(col) not in levels:
-                return False
-        for col, (lo, hi, whole) in schema.NUMERIC.items():
-            value = rec.get(col)
-            if isinstance(value, str):
-                if not _PLAIN_NUMBER.match(value):
-                    return False
-                value = float(value)
-            elif isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                return False
-            if not (math.isfinite(value) and lo <= value <= hi) or (whole and value % 1 != 0):
-                return False
-    return True
-
-
-class _Customers:
-    """Validated input: `records` for small inputs (fast paths), the frame built only when needed."""
-
-    def __init__(self, records: list[dict] | None, frame: pd.DataFrame | None = None):
-        self.records = records
-        self._frame = frame
-
-    def __len__(self) -> int:
-        return len(self.records) if self.records is not None else len(self._frame)
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        if self._frame is None:
-            self._frame = pd.DataFrame(self.records)
-        return self._frame
-
-    @property
-    def X(self) -> pd.DataFrame:
-        return self.frame[list(schema.FEATURES)]
-
-    def values(self) -> dict[str, Any]:
-        """The first customer's 19 feature values, as given."""
-        if self.records is not None:
-            return {f: self.records[0][f] for f in schema.FEATURES}
-        return self.X.iloc[0].to_dict()
 
 
 class Predictor:
@@ -355,43 +202,7 @@ class Predictor:
             self._background = df[list(schema.FEATURES)].reset_index(drop=True)
         return self._background
 
-    def _validated(self, customers: pd.DataFrame | Sequence[dict] | dict, source: str) -> _Customers:
-        """Check customers against the schema; SchemaError names every field and rule broken.
-
-        Small inputs that pass the pure-Python check skip the DataFrame work (the app's hot path).
-        """
-        if isinstance(customers, pd.DataFrame):
-            records = None
-            if len(customers) <= _QUICK_ROWS and not customers.columns.duplicated().any():
-                names = list(customers.columns)
-                rows = customers.to_numpy(dtype=object).tolist()
-                records = [dict(zip(names, row, strict=True)) for row in rows]
-            given = _Customers(records, customers)
-        elif isinstance(customers, dict):
-            given = _Customers([customers])
-        elif isinstance(customers, Sequence) and not isinstance(customers, str):
-            records = list(customers)
-            if not all(isinstance(r, dict) for r in records):
-                raise schema.SchemaError([schema.Problem("*", "each customer must be a mapping")], source)
-            given = _Customers(records)
-        else:
-            rule = "customers must be a dict, a list of dicts or a DataFrame"
-            raise schema.SchemaError([schema.Problem("*", rule)], source)
-        if len(given) == 0:
-            raise schema.SchemaError([schema.Problem("*", "no customers given")], source)
-        if given.records is None or len(given.records) > _QUICK_ROWS or not quick_valid(given.records):
-            schema.validate(
-                given.frame,
-                require_target=False,
-                require_id=False,
-                allow_extra=False,
-                source=source,
-                row_offset=1,
-            )
-            given.records = None
-        return given
-
-    def _transform(self, given: _Customers) -> np.ndarray:
+    def _transform(self, given: schema.Customers) -> np.ndarray:
         """The model matrix of validated customers (the compiled path when the layout allows)."""
         if given.records is None:
             return self._preprocess.transform(given.X)
@@ -403,50 +214,43 @@ class Predictor:
 
     def _log(
         self,
-        given: _Customers,
+        given: schema.Customers,
         proba,
         levels,
         latency_ms: float,
         email: str | None = None,
         batch_id: int | None = None,
     ) -> list[int]:
-        """Write valid predictions to the prediction log (into an open batch, if given); return their
-        ids (small inputs only)."""
-        from churn.monitoring.store import PredictionRecord
+        """Write the predictions of validated customers to the log (into an open batch, if given);
+        return their ids (small inputs only). The log checks their shape, not the rules again."""
+        from churn.monitoring.records import Predictions
 
-        store = self._open_store()
         meta = {
             "model_name": self.model_name,
             "model_version": self.model_version,
             "latency_ms": float(latency_ms),
+            "email_source": email,
         }
+        ids = given.ids()
         if given.records is not None:
-            items = [
-                PredictionRecord(
-                    features=_typed(rec),
-                    probability=float(p),
-                    risk_level=str(level),
-                    email_source=email,
-                    customer_id=_customer_id(rec.get(schema.ID)),
-                    **meta,
-                )
-                for rec, p, level in zip(given.records, proba, levels, strict=True)
+            results = [
+                {"probability": float(p), "risk_level": str(level), "customer_id": cid, **meta}
+                for p, level, cid in zip(proba, levels, ids, strict=True)
             ]
-            return store.log(items)
+            items = Predictions.of(given, given.typed_records(), results)
+            return self._open_store().write(items, batch_id=batch_id)
         results = pd.DataFrame(
             {
                 "probability": np.asarray(proba, dtype="float64"),
                 "risk_level": np.asarray(levels, dtype=object),
+                "customer_id": pd.Series(ids, dtype=object),
             }
         )
         for key, value in meta.items():
             results[key] = value
-        if email is not None:
-            results["email_source"] = email
-        if schema.ID in given.frame.columns:
-            results["customer_id"] = [_customer_id(v) for v in given.frame[schema.ID]]
         typed = data.coerce_features(given.X.reset_index(drop=True))
-        return store.log_frame(typed, results, return_ids=False, batch_id=batch_id)
+        items = Predictions.of(given, typed, results)
+        return self._open_store().write(items, return_ids=False, batch_id=batch_id)
 
     def batch_log(
         self, path: str | Path, source: str | None = None
@@ -466,7 +270,7 @@ class Predictor:
     # -- the API -----------------------------------------------------------------------------
 
     def predict(
-        self, customers: pd.DataFrame | Sequence[dict] | dict, log: bool | None = None
+        self, customers: pd.DataFrame | Sequence[Mapping] | Mapping, log: bool | None = None
     ) -> pd.DataFrame:
         """Validated customers in, their columns plus `churn_probability` and `risk_level` out.
 
@@ -474,7 +278,7 @@ class Predictor:
         Logged ids are in `result.attrs["prediction_ids"]`.
         """
         start = time.perf_counter()
-        given = self._validated(customers, "customers")
+        given = schema.customers(customers, "customers")
         with _threads_for(len(given)):
             proba = self._proba(self._transform(given))
         levels = risk_levels(proba, self.settings)
@@ -504,15 +308,12 @@ class Predictor:
         `shap_<feature>` column per feature, in probability units (base + sum = churn_probability).
         """
         start = time.perf_counter()
-        check_columns(df)
-        reasons = schema.row_problems(df)
-        bad = np.zeros(len(df), dtype=bool)
-        if reasons:
-            bad[list(reasons)] = True
-        rejects = df.iloc[np.flatnonzero(bad)].copy()
-        rejects.insert(0, REASON, ["; ".join(reasons[p]) for p in np.flatnonzero(bad)])
-        rejects.insert(0, ROW, np.flatnonzero(bad))
-        good = df.iloc[np.flatnonzero(~bad)] if reasons else df
+        valid, reasons = schema.split_valid(df)
+        bad = np.array(sorted(reasons), dtype=int)
+        rejects = df.iloc[bad].copy()
+        rejects.insert(0, REASON, ["; ".join(reasons[p]) for p in bad])
+        rejects.insert(0, ROW, bad)
+        good = valid.frame
         out = good.copy()
         if len(good):
             X = good[list(schema.FEATURES)]
@@ -532,7 +333,7 @@ class Predictor:
                 logging_on = logging_on and batch.logging
             if logging_on:
                 batch_id = batch.batch_id if batch is not None else None
-                self._log(_Customers(None, good), proba, levels, latency, batch_id=batch_id)
+                self._log(valid, proba, levels, latency, batch_id=batch_id)
         else:
             out[PROBABILITY] = pd.Series(dtype="float64")
             out[RISK] = pd.Series(dtype=object)
@@ -546,19 +347,19 @@ class Predictor:
             cols[f"shap_{name}"] = att.points[:, j] / 100
         return pd.DataFrame(cols, index=X.index)
 
-    def _one(self, customer: dict | pd.DataFrame) -> _Customers:
-        given = self._validated(customer, "customer")
+    def _one(self, customer: dict | pd.DataFrame) -> schema.Customers:
+        given = schema.customers(customer, "customer")
         if len(given) != 1:
             raise ValueError(f"customer: expected one customer, got {len(given)}")
         return given
 
-    def _explain(self, given: _Customers) -> explain.Explanation:
+    def _explain(self, given: schema.Customers) -> explain.Explanation:
         with _threads_for(1):
             Xt = self._transform(given)
             att = self.explainer.attribute_matrix(Xt, self._proba(Xt))
         return explain.explanation_from(att, 0, given.values(), top=self.settings.top_reasons)
 
-    def _actions(self, given: _Customers) -> list[retention.Action]:
+    def _actions(self, given: schema.Customers) -> list[retention.Action]:
         # What-ifs of a quickly validated customer are plain values too: score them on the fast path.
         model = self.pipeline if given.records is None or self._compiled is None else self._score_records
         with _threads_for(1):
@@ -580,7 +381,7 @@ class Predictor:
 
     def global_importance(self, customers: pd.DataFrame | None = None) -> dict[str, float]:
         """Mean |contribution| in percentage points per feature over `customers` (default: background)."""
-        X = self.background() if customers is None else self._validated(customers, "customers").X
+        X = self.background() if customers is None else schema.customers(customers, "customers").X
         return self.explainer.global_importance(X)
 
     def actions(self, customer: dict | pd.DataFrame) -> list[retention.Action]:
@@ -649,16 +450,3 @@ class Predictor:
     def assess(self, customer: dict | pd.DataFrame) -> Assessment:
         """Prediction + explanation + actions + email for one customer, logged once with its email source."""
         return self.complete(self.prepare(customer))
-
-
-def check_columns(df: pd.DataFrame, source: str = "input") -> None:
-    """Raise SchemaError when a feature column is missing, unexpected or repeated (whole-file problems)."""
-    problems = [schema.Problem(c, "is missing (required column)") for c in schema.FEATURES if c not in df]
-    known = set(schema.COLUMNS)
-    problems += [
-        schema.Problem(str(c), "is not a Telco column (unexpected)") for c in df.columns if c not in known
-    ]
-    dup = df.columns[df.columns.duplicated()].tolist()
-    problems += [schema.Problem(str(c), "appears more than once in the header") for c in dup]
-    if problems:
-        raise schema.SchemaError(problems, source)

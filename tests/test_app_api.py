@@ -197,7 +197,7 @@ def test_batch_scores_valid_rows_and_lists_rejects(client, store, project, refer
     assert scored[serving.PROBABILITY].to_numpy() == pytest.approx(expected[serving.PROBABILITY].to_numpy())
     assert "38 customers scored, 2 rejected" in summary
     counts = scored[serving.RISK].value_counts()
-    for level in serving.RISK_LEVELS:
+    for level in schema.RISK_LEVELS:
         assert f"| {level} | {int(counts.get(level, 0)):,} |" in summary
     assert traces(chart)[0]["type"] == "histogram"
     reasons = {row[0]: row[1] for row in rejects["data"]}  # CSV line numbers: the header is line 1

@@ -17,7 +17,9 @@ import pytest
 from churn import cli, synth
 from churn.io import atomic_path
 from churn.monitoring import timeseries
-from churn.monitoring.store import BATCH_DISCARDED, PredictionStore, Window
+from churn.monitoring.queries import Window
+from churn.monitoring.store import PredictionStore
+from churn.monitoring.tables import BATCH_DISCARDED
 from churn.serving import Predictor
 
 ROWS = 40_000  # 20 chunks of 2,000: still running when the first chunk is in the log

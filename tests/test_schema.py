@@ -91,3 +91,73 @@ def test_row_problems_keys_rows_by_position(synthetic_raw):
     assert sorted(problems) == [2, 9]
     assert any(r.startswith("InternetService: must be one of") for r in problems[2])
     assert any(r.startswith("tenure: must be a number") for r in problems[2])
+
+
+def _mutations(base: dict) -> list[dict]:
+    """The customer, and the customer with one field set to each value a form or API might send."""
+    values = [
+        "",
+        " ",
+        "Yes",
+        "No",
+        "Maybe",
+        "1",
+        "24",
+        "2.5",
+        "-1",
+        "1e3",
+        None,
+        0,
+        1,
+        2.5,
+        -3,
+        1e9,
+        True,
+        float("nan"),
+        float("inf"),
+        "Fiber optic",
+        "Two year",
+    ]
+    out = [dict(base)]
+    for col in schema.FEATURES:
+        out += [{**base, col: v} for v in values]
+    out += [
+        {k: v for k, v in base.items() if k != "gender"},
+        {**base, "extra": 1},
+        {**base, schema.ID: "0001-ABCDE"},
+    ]
+    return out
+
+
+def test_valid_record_never_accepts_what_validate_refuses(synthetic_raw):
+    base = {c: synthetic_raw.iloc[0][c] for c in schema.FEATURES}
+    base = {c: (float(v) if c in schema.NUMERIC and str(v).strip() else v) for c, v in base.items()}
+    accepted = 0
+    for record in _mutations(base):
+        if not schema.valid_record(record):
+            continue
+        accepted += 1
+        schema.validate(pd.DataFrame([record]), require_target=False, require_id=False, allow_extra=False)
+    assert schema.valid_record(base) and accepted > 20  # the fast path really takes plain customers
+
+
+def test_customers_is_the_one_way_in_and_names_the_rule(synthetic_raw):
+    rows = synthetic_raw.head(3)[list(schema.FEATURES)]
+    small = schema.customers(rows.to_dict("records"))
+    assert isinstance(small, schema.Customers) and len(small) == 3
+    frame = schema.customers(synthetic_raw.head(40)[list(schema.FEATURES)])
+    assert frame.records is None and len(frame.X) == 40  # over QUICK_ROWS: the DataFrame check
+    with pytest.raises(schema.SchemaError, match="column 'Contract': must be one of .* row 1"):
+        schema.customers({**rows.iloc[0].to_dict(), "Contract": "Weekly"}, "customer")
+    with pytest.raises(schema.SchemaError, match="no customers given"):
+        schema.customers([])
+
+
+def test_split_valid_keeps_good_rows_and_gives_reasons(synthetic_raw):
+    df = synthetic_raw.head(6).copy()
+    df.loc[4, "tenure"] = "-3"
+    valid, reasons = schema.split_valid(df)
+    assert list(valid.frame.index) == [0, 1, 2, 3, 5]
+    assert reasons == {4: ["tenure: must be between 0 and 1200"]}
+    with pytest.raises(schema.SchemaError, match="column 'gender': is missing"):
+        schema.split_valid(df.drop(columns="gender"), "upload.csv")

@@ -12,15 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from churn import data, schema, synth
-from churn.monitoring.store import (
-    Alert,
-    Outcome,
-    PredictionRecord,
-    PredictionStore,
-    RecordError,
-    Window,
-    predictions,
-)
+from churn.monitoring.queries import Window
+from churn.monitoring.records import Alert, Outcome, PredictionRecord, RecordError
+from churn.monitoring.store import PredictionStore
+from churn.monitoring.tables import predictions
 
 
 @pytest.fixture(scope="module")
@@ -272,17 +267,20 @@ def test_log_frame_is_the_bulk_form_of_log(tmp_path, customers):
     store.dispose()
 
 
-def test_quick_and_full_checks_store_the_same_rows(tmp_path, customers):
+def test_records_and_frames_store_the_same_rows(tmp_path, customers):
     store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
     when = datetime(2026, 3, 1, 12, tzinfo=UTC)
-    recs = records(customers, 20, created_at=when, latency_ms=3)
+    recs = records(customers, 5, created_at=when, latency_ms=3)
     recs[0].features = {**recs[0].features, "tenure": 0, "TotalCharges": None}
-    store.log(recs[:5])  # five records: the plain-Python check
-    store.log(recs)  # twenty: the full, vectorised check
+    store.log(recs)  # the record form
+    fields = ["probability", "risk_level", "model_name", "customer_id", "created_at", "latency_ms"]
+    results = pd.DataFrame([{f: getattr(r, f) for f in fields} for r in recs])
+    store.log_frame(pd.DataFrame([r.features for r in recs]), results)  # the frame form
     got = store.read().drop(columns="id")
-    quick, full = got.iloc[:5].reset_index(drop=True), got.iloc[5:10].reset_index(drop=True)
-    pd.testing.assert_frame_equal(quick, full)
-    assert quick["created_at"].iloc[0] == pd.Timestamp("2026-03-01 12:00")
+    first, second = got.iloc[:5].reset_index(drop=True), got.iloc[5:].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, second)
+    assert first["created_at"].iloc[0] == pd.Timestamp("2026-03-01 12:00")
+    assert first["TotalCharges"].isna().iloc[0]
     store.dispose()
 
 
@@ -292,4 +290,22 @@ def test_a_simulated_clock_dates_records_without_created_at(tmp_path, customers)
     store.log(records(customers, 2))
     store.log(records(customers, 30))
     assert (store.read()["created_at"] == pd.Timestamp(moment)).all()
+    store.dispose()
+
+
+def test_validated_predictions_are_checked_for_shape_only(tmp_path, customers):
+    from churn.monitoring.records import Predictions
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    given = schema.customers(customers.head(2)[list(schema.FEATURES)])
+    results = [{"probability": 0.2, "risk_level": "Low", "model_name": "champion"}] * 2
+    assert len(store.write(Predictions.of(given, given.typed_records(), results))) == 2
+    with pytest.raises(RecordError, match="must come from the schema's validated customers"):
+        Predictions.of(customers.head(2), given.typed_records(), results)
+    with pytest.raises(RecordError, match="predictions must be Predictions"):
+        store.write([given.typed_records(), results])
+    wrong = [{**given.typed_records()[0], "tenure": "24"}, given.typed_records()[1]]
+    with pytest.raises(RecordError, match="prediction record 0: feature tenure must be a number"):
+        store.write(Predictions.of(given, wrong, results))
+    assert store.count() == 2
     store.dispose()

@@ -14,17 +14,11 @@ import sqlalchemy as sa
 
 from churn import data, schema, synth
 from churn.monitoring import timeseries
-from churn.monitoring.store import (
-    BATCH_COMMITTED,
-    BATCH_DISCARDED,
-    DuplicateBatch,
-    Outcome,
-    PredictionStore,
-    RecordError,
-    Window,
-    batches,
-    predictions,
-)
+from churn.monitoring.batches import DuplicateBatch
+from churn.monitoring.queries import Window
+from churn.monitoring.records import Outcome, RecordError
+from churn.monitoring.store import PredictionStore
+from churn.monitoring.tables import BATCH_COMMITTED, BATCH_DISCARDED, batches, predictions
 
 
 @pytest.fixture(scope="module")

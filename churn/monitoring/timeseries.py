@@ -7,9 +7,10 @@ import logging
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
-from churn.monitoring.store import RISK_LEVELS, PredictionStore, Selection, Window, predictions
+from churn.monitoring.queries import Selection, Window
+from churn.monitoring.store import PredictionStore
+from churn.schema import RISK_LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +44,7 @@ def probability_distribution(
 
     Columns: bucket, bin (0 … bins-1; bin b holds [b/bins, (b+1)/bins), 1.0 in the last), n, share.
     """
-    if not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive whole number, got {bins!r}")
-    bucket = store.bucket_expr(unit)
-    raw = sa.cast(predictions.c.probability * bins, sa.Integer)
-    b = sa.case((raw >= bins, bins - 1), else_=raw).label("bin")
-    stmt = (
-        sa.select(bucket, b, sa.func.count().label("n"))
-        .where(*store.select(window).conds)
-        .group_by(bucket, b)
-        .order_by(bucket, b)
-    )
-    with store.engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(stmt).all(), columns=["bucket", "bin", "n"])
+    frame = store.probability_histogram(unit, bins, window)
     frame["share"] = frame["n"] / frame.groupby("bucket")["n"].transform("sum") if len(frame) else []
     return frame
 
@@ -64,17 +53,7 @@ def probability_summary(
     store: PredictionStore, unit: str = "day", window: Window | Selection | None = None
 ) -> pd.DataFrame:
     """Per hour or day: n, mean, min and max churn probability (by SQL)."""
-    bucket = store.bucket_expr(unit)
-    p = predictions.c.probability
-    stmt = (
-        sa.select(bucket, sa.func.count(), sa.func.avg(p), sa.func.min(p), sa.func.max(p))
-        .where(*store.select(window).conds)
-        .group_by(bucket)
-        .order_by(bucket)
-    )
-    with store.engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    return pd.DataFrame(rows, columns=["bucket", "n", "mean", "min", "max"])
+    return store.probability_stats(unit, window)
 
 
 def bin_labels(bins: int = 10) -> list[str]:

@@ -1,0 +1,61 @@
+"""A model reference ('champion', 'challenger', a .joblib path or an MLflow URI) resolved to its pipeline."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from churn.io import read_model
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model(model: str, root: str | Path = ".", *, trust: bool = False) -> tuple[Any, str, str]:
+    """Load a model: 'champion' / 'challenger' (models/<name>.joblib), a .joblib path, or an MLflow URI.
+
+    Returns (pipeline, model name, model version). Version: the file's MD5 (the hash DVC records)
+    for joblib files, the registry version or run id for MLflow models. A joblib file is checked
+    before it is loaded (`churn.io.read_model`): the pipeline's models against dvc.lock; any other
+    file only with `trust=True` (`--trust-model`). MLflow URIs come from the configured store.
+    """
+    root = Path(root)
+    if model.startswith(("models:/", "runs:/")):
+        return _load_mlflow(model, root)
+    path = Path(model)
+    if path.suffix != ".joblib" and not path.exists():
+        path = root / "models" / f"{model}.joblib"
+    elif not path.is_absolute() and not path.exists():
+        path = root / path
+    pipeline, md5 = read_model(path, root=root, trust=trust)
+    if not hasattr(pipeline, "predict_proba"):
+        raise ValueError(f"{path}: not a fitted classifier pipeline (no predict_proba)")
+    return pipeline, path.stem, f"md5:{md5[:12]}"
+
+
+def _load_mlflow(uri: str, root: Path) -> tuple[Any, str, str]:
+    from churn import registry
+
+    mlflow = registry._mlflow(root)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        pipeline = mlflow.sklearn.load_model(uri)
+        if uri.startswith("runs:/"):
+            run_id = uri[len("runs:/") :].split("/")[0]
+            return pipeline, f"run-{run_id[:8]}", run_id
+        ref = uri[len("models:/") :].strip("/")
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+        else:
+            name, _, version = ref.partition("/")
+        return pipeline, ref, str(version)
+    except MlflowException as exc:
+        from churn.redact import redact_url
+
+        raise FileNotFoundError(
+            redact_url(
+                f"{uri}: cannot load this model from MLflow at {registry.tracking_uri(root)} ({exc.message})"
+            )
+        ) from exc
