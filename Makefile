@@ -55,9 +55,10 @@ test: test-setup ## set up and run the whole test suite
 bench: setup ## run the benchmarks; results in bench/results/*.json
 	$(PY) bench/run_all.py
 
-lint: setup ## ruff check + format check
+lint: setup ## ruff check + format check + import layers (lint-imports)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 
 format: setup ## apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .

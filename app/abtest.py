@@ -69,18 +69,14 @@ def checker(state: AppState):
 
 def compare(state: AppState, model_a: str, model_b: str) -> dict[str, Any]:
     """The `ab-test` stage's comparison (churn.abtest.compare) for two chosen models on the test split."""
-    params = state.params()
-    threshold = validation.number(params, "evaluate.threshold", low=0, high=1)
     X, y = data.xy(state.test_set())
-    proba = validation.probabilities({ref: state.model_for(ref).pipeline for ref in (model_a, model_b)}, X)
     failed = _failed_gates(state, model_b)
-    return abtest.compare(
+    return abtest.compare_models(
+        state.params(),
+        state.model_for(model_a).pipeline,
+        state.model_for(model_b).pipeline,
+        X,
         y,
-        proba[model_a],
-        proba[model_b],
-        threshold=threshold,
-        pol=abtest.policy(params),
-        seed=section(params, "base.seed"),
         failed_gates=failed or [],
     ) | {"gates_known": failed is not None}
 

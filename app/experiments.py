@@ -14,7 +14,7 @@ import pandas as pd
 from app import files
 from app.access import Access
 from app.state import AppState
-from churn import registry
+from churn import promotion, registry, tracking
 from churn.io import csv_safe, section
 from churn.metrics import HEADLINE
 from churn.redact import display_uri, scrub
@@ -183,10 +183,10 @@ def _dvc_row(entry: dict[str, Any], baseline: str) -> dict[str, Any]:
         "time": data.get("timestamp") or "",
     }
     for content in (data.get("metrics") or {}).values():  # the scorecard: keys unique across files
-        row.update(registry.flatten(content.get("data") or {}))
+        row.update(tracking.flatten(content.get("data") or {}))
     for content in (data.get("params") or {}).values():
         models = (content.get("data") or {}).get("models") or {}
-        for key, value in registry.flatten(models).items():
+        for key, value in tracking.flatten(models).items():
             row[f"models.{key}"] = value if not isinstance(value, list) else str(value)
     return row
 
@@ -216,19 +216,16 @@ def registry_table(state: AppState) -> pd.DataFrame:
 def set_alias(
     state: AppState, version: str, alias: str, reason: str = "", force: bool = False, by: str = "app"
 ) -> str:
-    """Give `version` a status through the registry's own code: champion is `churn promote`'s
-    checked promotion; challenger / archived are `registry.set_status`. Every change is recorded
-    in the version's status history under the project's registry lock.
+    """Give `version` a status through the library's one path for it: champion is `churn promote`'s
+    checked promotion (`promotion.promote_checked`); challenger / archived are `promotion.set_status`.
+    Every change is recorded in the version's status history under the project's registry lock.
 
     Returns a sentence saying what changed; RegistryError says why nothing did.
     """
-    params = state.params()
-    experiment, name = _names(params)
+    _, name = _names(state.params())
     if alias != registry.CHAMPION:
-        registry.set_status(name, str(version), alias, root=state.root, by=by, reason=reason)
+        promotion.set_status(name, str(version), alias, root=state.root, by=by, reason=reason)
         return f"{name} version {version} is now `{alias}`."
-    mlflow_client = registry.client(state.root)
-    md5 = registry.get_version(mlflow_client, name, str(version)).tags.get("model_md5")
     try:
         verdict, ab = state.metrics("validation.json"), state.metrics("ab_test.json")
     except FileNotFoundError as exc:
@@ -237,15 +234,12 @@ def set_alias(
                 f"promotion refused: {exc}. Tick 'force' and give a reason to override"
             ) from exc
         verdict, ab = {}, {}
-    result = registry.promote_checked(
+    result = promotion.promote_checked(
         verdict,
         ab,
+        params_path=state.params_path,
         force=force,
         reason=reason,
-        registered_model=name,
-        params_path=state.params_path,
-        experiment=experiment,
-        model_md5=md5,
         version=str(version),
         by=by,
         root=state.root,

@@ -12,7 +12,7 @@ import pandas as pd
 
 from app.access import Access
 from app.state import AppState
-from churn.monitoring import alerts, drift, timeseries
+from churn.monitoring import drift, timeseries
 from churn.monitoring.monitor import Monitor, Settings
 from churn.monitoring.store import Window, utc_naive
 
@@ -71,13 +71,8 @@ def report(state: AppState, window_name: str, unit: str) -> dict[str, Any]:
     out["risk"] = timeseries.risk_breakdown(store, unit, selection)
     out["distribution"] = timeseries.probability_distribution(store, unit, 10, selection)
     out["summary"] = timeseries.probability_summary(store, unit, selection)
-    out["drift"] = mon.drift_window(window)
-    out["performance"] = perf = mon.performance(window, unit)
-    active = alerts.from_drift(out["drift"])
-    if out["drift"]["status"] == "ok":
-        active += alerts.from_performance(
-            perf["estimated"], perf["live"], perf["reference"], mon.settings.max_drop, window_name
-        )
+    out["drift"], active = mon.evaluate(window)  # the alerts `churn monitor check` would fire
+    out["performance"] = mon.performance(window, unit)
     out["alerts"] = alerts_table(active, store.read_alerts(limit=50))
     out["n_active"] = len(active)
     return out

@@ -3,7 +3,7 @@
     python bench/bench_mlflow_serve.py [--out bench/results/mlflow_serve.json] [--requests 50]
 
 For the champion and the challenger of params.yaml (trained on synthetic data in a temp dir,
-logged by `registry.log_model_run` into a temp SQLite store, registered, aliased and served one
+logged by `tracking.log_model_run` into a temp SQLite store, registered, aliased and served one
 after the other on 127.0.0.1), measures:
 - start-up: seconds from launching the server to its first `GET /ping` 200;
 - one customer per `POST /invocations` (`--requests` sequential requests after a warm-up), p50 and
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churn import data, model, registry, schema, synth
+from churn import data, model, registry, schema, synth, tracking
 from churn.io import load_params, save_json
 from churn.mlflow_model import OUTPUT
 
@@ -134,13 +134,13 @@ def register(tmp: Path, params: dict, name: str) -> str:
     spec = params["models"][name]
     pipeline = model.build(name, spec, seed).fit(X, y)
     with registry.quiet_mlflow_logs():
-        run_id = registry.log_model_run(
+        run_id = tracking.log_model_run(
             model_name=name,
             pipeline=pipeline,
             spec=spec,
             metrics={},
             example=data.xy(test)[0].head(5),
-            tags=registry.run_tags(name, "0" * 32, ROOT),
+            tags=tracking.run_tags(name, "0" * 32, ROOT),
             root=tmp,
         )
     client = mlflow.MlflowClient()

@@ -64,7 +64,13 @@ def monitor_for(store: PredictionStore | None = None, splits: dict[str, str] | N
     settings = Settings.from_params(io.load_params(ROOT / "params.yaml"))
     if splits:
         settings = replace(settings, **splits)
-    return Monitor(settings, store, root=ROOT)
+
+    def load_predictor():
+        from churn.serving import Predictor
+
+        return Predictor.load(model=settings.model, root=ROOT, log=False)
+
+    return Monitor(settings, store, root=ROOT, load_predictor=load_predictor)
 
 
 def pipeline_outputs(folder: Path) -> dict[str, str]:

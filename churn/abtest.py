@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 from statsmodels.stats.contingency_tables import mcnemar
 
+from churn.io import section
 from churn.metrics import HEADLINE
-from churn.validation import gate, integer, number
+from churn.validation import gate, integer, number, probabilities
 
 log = logging.getLogger(__name__)
 
@@ -225,3 +226,33 @@ def compare(
     result["challenger_failed_gates"] = list(failed_gates)
     result["recommendation"], result["reasons"] = recommend(result, failed_gates, pol)
     return result
+
+
+def compare_models(
+    params: dict[str, Any],
+    champion: Any,
+    challenger: Any,
+    X: Any,
+    y: np.ndarray,
+    *,
+    failed_gates: list[str],
+    source: str = "params.yaml",
+) -> dict[str, Any]:
+    """The `ab-test` stage's comparison of two fitted pipelines on the same customers.
+
+    Threshold (`evaluate.threshold`), policy (`ab_test`) and seed (`base.seed`) come from params;
+    the stage and the app's A/B tab both call this.
+    """
+    threshold = number(params, "evaluate.threshold", source, low=0, high=1)
+    pol = policy(params, source)
+    seed = section(params, "base.seed", source)
+    proba = probabilities({"champion": champion, "challenger": challenger}, X)
+    return compare(
+        y,
+        proba["champion"],
+        proba["challenger"],
+        threshold=threshold,
+        pol=pol,
+        seed=seed,
+        failed_gates=failed_gates,
+    )

@@ -22,10 +22,6 @@ COMMAND_MODULES = (
 )
 
 
-class UsageError(Exception):
-    """A command-line input is wrong; printed as one line, exit code 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn", description="Churn MLOps command line.")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
@@ -37,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a subcommand; user errors print one clear line to stderr and return a non-zero code."""
-    from churn.commands import USER_ERRORS
+    from churn.commands import USER_ERRORS, UsageError
 
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level.upper())

@@ -36,7 +36,7 @@ def resolve_model(model: str, root: str | Path = ".", *, trust: bool = False) ->
 def _load_mlflow(uri: str, root: Path) -> tuple[Any, str, str]:
     from churn import registry
 
-    mlflow = registry._mlflow(root)
+    mlflow = registry.connect(root)
     from mlflow.exceptions import MlflowException
 
     try:

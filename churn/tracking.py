@@ -23,19 +23,123 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from churn import registry
+from churn import promotion, registry
 from churn.io import file_md5, load_json, load_params, section
 from churn.redact import redact_url
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: Runtime pins an MLflow model needs; kept in step with requirements.txt by a test.
+MODEL_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "pyarrow")
 
 MODELS = (registry.CHAMPION, registry.CHALLENGER)
 KEY_TAG = "build_key"
 TEST_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier")
+
+
+def pinned_requirements(requirements: str | Path = "requirements.txt") -> list[str]:
+    """`name==version` for the packages a logged model needs, read from the lock file."""
+    wanted = {n.lower() for n in MODEL_REQUIREMENTS}
+    pins = []
+    path = Path(requirements)
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name = line.split("==")[0].strip().lower()
+            if name in wanted and "==" in line:
+                pins.append(line.strip())
+    if not pins:
+        from importlib.metadata import version
+
+        pins = [f"{n}=={version(n)}" for n in MODEL_REQUIREMENTS]
+    return sorted(pins)
+
+
+def git_commit(root: str | Path = ".") -> str:
+    """The current git commit, or 'unknown' outside a repository."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_tags(model_name: str, data_md5: str, root: str | Path = ".") -> dict[str, str]:
+    """Tags linking an MLflow run to its git commit, DVC experiment and data hash."""
+    return {
+        "model_name": model_name,
+        "git_commit": git_commit(root),
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        "data_md5": data_md5,
+    }
+
+
+def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = obj
+    return out
+
+
+def flatten(obj: dict[str, Any]) -> dict[str, Any]:
+    """{'a': {'b': 1}} → {'a.b': 1}."""
+    return _flatten("", obj, {})
+
+
+def log_model_run(
+    *,
+    model_name: str,
+    pipeline: Any,
+    spec: dict[str, Any],
+    metrics: dict[str, Any],
+    example: pd.DataFrame,
+    tags: dict[str, str],
+    artifacts: list[Path] = (),
+    experiment: str = "churn",
+    root: str | Path = ".",
+) -> str:
+    """Log one complete run (params, metrics, model with signature, plots, tags); return its id."""
+    mlflow = registry.connect(root)
+    from threadpoolctl import threadpool_limits
+
+    from churn.mlflow_model import log_pipeline
+
+    mlflow.set_experiment(experiment)
+    # one thread: MLflow predicts on the 3-row example, where OpenMP start-up costs seconds
+    with mlflow.start_run(run_name=model_name, tags=tags) as run, threadpool_limits(1):
+        mlflow.log_params(
+            {
+                k: str(v)
+                for k, v in flatten({"estimator": spec["estimator"], **spec.get("params", {})}).items()
+            }
+        )
+        numeric = {k: float(v) for k, v in flatten(metrics).items() if isinstance(v, int | float) and v == v}
+        mlflow.log_metrics(numeric)
+        # cloudpickle is chosen on purpose (tree models fail skops): skip MLflow's warning about it
+        with registry.quiet_mlflow_logs(logging.ERROR, "mlflow.sklearn"):
+            log_pipeline(
+                pipeline,
+                example,
+                pip_requirements=pinned_requirements(Path(root) / "requirements.txt"),
+                code_paths=[str(PACKAGE_DIR)],
+            )
+        for path in artifacts:
+            if Path(path).is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=Path(path).name)
+            elif Path(path).exists():
+                mlflow.log_artifact(str(path))
+        return run.info.run_id
 
 
 class TrackingError(ValueError):
@@ -129,7 +233,7 @@ def run_contents(
                 "validation": {"approved": approved},
             },
             "tags": {
-                **registry.run_tags(name, data["input"]["md5"], root),
+                **run_tags(name, data["input"]["md5"], root),
                 **registry.report_tags(md5, spec, approved, recommendation),
             },
         }
@@ -193,7 +297,7 @@ def track(
     registered_model = section(params, "mlflow.registered_model", str(params_path))
     contents = run_contents(root, params, str(params_path), metrics_dir, models_dir)
     result = Tracked(experiment_run=in_experiment(), tracking_uri=redact_url(registry.tracking_uri(root)))
-    with registry._reachable(root):
+    with registry.reachable(root):
         mlflow_client = registry.client(root)
         for name, c in contents.items():
             found = _existing_run(mlflow_client, experiment, c["key"])
@@ -223,9 +327,9 @@ def _log(root: Path, name: str, c: dict[str, Any], experiment: str, metrics_dir:
         card = metrics_dir / "model_card.md"
         if card.exists():
             copy = Path(tmp) / "model_card.md"
-            copy.write_text(model_card.card_with_commit(card.read_text(), registry.git_commit(root)))
+            copy.write_text(model_card.card_with_commit(card.read_text(), git_commit(root)))
             artifacts.append(copy)
-        return registry.log_model_run(
+        return log_model_run(
             model_name=name,
             pipeline=load_model(c["path"], md5=c["md5"]),  # the hash validation.json's lineage records
             spec=c["spec"],
@@ -267,7 +371,7 @@ def _follow_commit(
             result.notes.append(
                 f"the committed {name} (md5 {md5}) has no tracked run here: run `make track` on a checkout of HEAD"
             )
-    result.aliases = registry.register_candidates(runs, registered_model, root, by=by)
+    result.aliases = promotion.register_candidates(runs, registered_model, root, by=by)
     current = registry.aliases(mlflow_client, registered_model)
     champion = current.get(registry.CHAMPION)
     if champion and registry.CHAMPION in runs:

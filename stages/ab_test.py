@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from churn import abtest, data, scorecard, validation
-from churn.io import load_json, load_model, load_params, read_table, save_json, section
+from churn.io import load_json, load_model, load_params, read_table, save_json
 from churn.metrics import HEADLINE
 from churn.validation import CANDIDATE, MODELS, PRODUCTION
 from stages import _args
@@ -27,9 +27,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     params = load_params(args.params)
-    seed = section(params, "base.seed", args.params)
-    threshold = validation.number(params, "evaluate.threshold", args.params, low=0, high=1)
-    pol = abtest.policy(params, args.params)
     minimums = validation.check_minimums(params, args.params)
     scores_path = Path(args.metrics_dir) / "evaluate" / f"{CANDIDATE}.json"
     fair_path, rob_path = Path(args.metrics_dir) / "fairness.json", Path(args.metrics_dir) / "robustness.json"
@@ -43,17 +40,15 @@ def main(argv: list[str] | None = None) -> None:
     X, y = data.xy(read_table(args.test))
     # trust=True: inside `dvc repro` these files are the `train` stages' own outputs, built just
     # before this stage (a dependency of it); serving checks them against dvc.lock instead
-    proba = validation.probabilities(
-        {n: load_model(Path(args.models_dir) / f"{n}.joblib", trust=True) for n in MODELS}, X
-    )
-    result = abtest.compare(
+    models = {n: load_model(Path(args.models_dir) / f"{n}.joblib", trust=True) for n in MODELS}
+    result = abtest.compare_models(
+        params,
+        models[PRODUCTION],
+        models[CANDIDATE],
+        X,
         y,
-        proba[PRODUCTION],
-        proba[CANDIDATE],
-        threshold=threshold,
-        pol=pol,
-        seed=seed,
         failed_gates=validation.failed(gates),
+        source=args.params,
     )
     save_json(result, args.out)
     save_json(

@@ -186,6 +186,12 @@ def test_explain_one_customer_as_text_and_json(served, synthetic_raw, capsys, mo
     out = json.loads(capsys.readouterr().out)
     expected = Predictor.load("challenger", log=False).predict(customer)["churn_probability"].iloc[0]
     assert out["probability"] == pytest.approx(expected)
+    # the library's JSON form of the assessment (`Assessment.to_dict`), nothing re-assembled
+    assert set(out) == {
+        "probability", "risk_level", "model_name", "model_version", "prediction_id",
+        "latency_ms", "email_ms", "explanation", "actions", "email",
+    }  # fmt: skip
+    assert out["model_name"] == "challenger" and out["prediction_id"] is None
     assert out["email"]["source"] == "template" and out["email"]["reason_code"] == "no_api_key"
     assert len(out["explanation"]["points"]) == 19
     assert not (served / "predictions.db").exists()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import VENV_BIN, _free_port, started_server
 
-from churn import data, metrics, registry, schema
+from churn import data, metrics, registry, schema, tracking
 from churn import mlflow_model as mm
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ CHAMPION_URI = f"models:/{REGISTERED}@{registry.CHAMPION}"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, fitted, prepared, root):
     """A SQLite MLflow store (cwd: its artifact root) where `fitted`, logged by the pipeline's
-    `registry.log_model_run`, is version 1 of REGISTERED with alias `champion`. Yields the store dir."""
+    `tracking.log_model_run`, is version 1 of REGISTERED with alias `champion`. Yields the store dir."""
     import mlflow
 
     workdir = tmp_path_factory.mktemp("mlflow-model")
@@ -35,13 +35,13 @@ def store(tmp_path_factory, fitted, prepared, root):
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
         mp.chdir(workdir)  # MLflow's default artifact root is ./mlruns
         with registry.quiet_mlflow_logs():
-            run_id = registry.log_model_run(
+            run_id = tracking.log_model_run(
                 model_name="challenger",
                 pipeline=fitted,
                 spec={"estimator": "logistic_regression", "params": {}},
                 metrics={"test": {"roc_auc": 0.8}},
                 example=data.xy(prepared[1])[0].head(5),
-                tags=registry.run_tags("challenger", "0" * 32, root),
+                tags=tracking.run_tags("challenger", "0" * 32, root),
                 root=workdir,
             )
         client = mlflow.MlflowClient()

@@ -113,6 +113,26 @@ def test_replay_drift_check_alerts_webhook_feedback_performance(
     store.dispose()
 
 
+def test_the_monitor_scores_with_the_model_it_is_handed(monitor_root):
+    from churn import schema
+    from churn.io import load_params, read_table
+    from churn.monitoring.monitor import Monitor, Settings
+    from churn.serving import Predictor
+
+    settings = Settings.from_params(load_params(monitor_root / "params.yaml"))
+    store = PredictionStore()
+    with pytest.raises(ValueError, match="handed no model"):
+        Monitor(settings, store, root=monitor_root).holdout()
+    predictor = Predictor.load("champion", root=monitor_root, log=False)
+    monitor = Monitor(settings, store, root=monitor_root, predictor=predictor)
+    proba, y = monitor.holdout()
+    test = read_table(monitor_root / "data" / "prepared" / "test.parquet")
+    expected = predictor.predict(test[list(schema.FEATURES)], log=False)["churn_probability"]
+    assert monitor.predictor is predictor and len(y) == len(test)
+    assert proba == pytest.approx(expected.to_numpy())
+    store.dispose()
+
+
 def test_check_is_quiet_without_drift(monitor_root, capsys):
     assert run(capsys, monitor_root, "simulate", "--n", "400", "--seed", "11")[0] == 0
     code, out, _ = run(capsys, monitor_root, "check")

@@ -12,7 +12,7 @@ import joblib
 import pytest
 import yaml
 
-from churn import cli, data, registry
+from churn import cli, data, promotion, registry, tracking
 from churn.io import ParamsError, file_md5
 
 pytestmark = pytest.mark.slow
@@ -39,14 +39,14 @@ def _log_pair(workdir: Path, fitted, example, store_root: Path | None = None) ->
         md5 = file_md5(path)
         spec = params["models"][name]
         with registry.quiet_mlflow_logs():
-            run_id = registry.log_model_run(
+            run_id = tracking.log_model_run(
                 model_name=name,
                 pipeline=fitted,
                 spec=spec,
                 metrics={"test": {"accuracy": 0.8 if name == "challenger" else 0.77, "roc_auc": 0.83}},
                 example=example,
                 tags={
-                    **registry.run_tags(name, "0" * 32, workdir),
+                    **tracking.run_tags(name, "0" * 32, workdir),
                     **registry.report_tags(md5, spec, True, "promote"),
                 },
                 experiment="churn",
@@ -92,7 +92,7 @@ def _aliases(name: str, root: Path) -> dict[str, str]:
 
 def test_replace_model_spec_changes_only_that_block(root):
     text = (root / "params.yaml").read_text()
-    new = registry.replace_model_spec(text, "champion", OTHER_SPEC)
+    new = promotion.replace_model_spec(text, "champion", OTHER_SPEC)
     before, after = yaml.safe_load(text), yaml.safe_load(new)
     assert after["models"]["champion"] == OTHER_SPEC
     assert {k: v for k, v in after.items() if k != "models"} == {
@@ -103,30 +103,30 @@ def test_replace_model_spec_changes_only_that_block(root):
     new_lines = new.splitlines()
     assert comments and all(c in new_lines for c in comments)
     # and back again: byte for byte the original file
-    assert registry.replace_model_spec(new, "champion", before["models"]["champion"]) == text
+    assert promotion.replace_model_spec(new, "champion", before["models"]["champion"]) == text
 
 
 def test_replace_model_spec_refuses_what_it_cannot_edit_safely():
     flow = "models:\n  champion: {estimator: random_forest}\n  challenger:\n    estimator: x\n"
     with pytest.raises(ParamsError, match="'models.champion' must be a block mapping"):
-        registry.replace_model_spec(flow, "champion", OTHER_SPEC)
+        promotion.replace_model_spec(flow, "champion", OTHER_SPEC)
     with pytest.raises(ParamsError, match="no top-level 'models:' section"):
-        registry.replace_model_spec("base:\n  seed: 1\n", "champion", OTHER_SPEC)
+        promotion.replace_model_spec("base:\n  seed: 1\n", "champion", OTHER_SPEC)
 
 
 def test_check_promotion_rules():
     good_v, good_ab = {"approved": True, "model_md5": "abc"}, {"recommendation": "promote", "reasons": []}
-    assert "approved" in registry.check_promotion(good_v, good_ab, force=False, reason="", model_md5="abc")
+    assert "approved" in promotion.check_promotion(good_v, good_ab, force=False, reason="", model_md5="abc")
     bad_v = {"approved": False, "failed": ["fairness.gender.accuracy_gap"], "model_md5": "abc"}
     bad_ab = {"recommendation": "inconclusive", "reasons": ["no significant accuracy difference"]}
     with pytest.raises(registry.RegistryError, match="failed gates: fairness.gender.accuracy_gap") as info:
-        registry.check_promotion(bad_v, bad_ab, force=False, reason="")
+        promotion.check_promotion(bad_v, bad_ab, force=False, reason="")
     assert "recommends 'inconclusive' (no significant accuracy difference)" in str(info.value)
     with pytest.raises(registry.RegistryError, match="built for another challenger model"):
-        registry.check_promotion(good_v, good_ab, force=False, reason="", model_md5="def")
+        promotion.check_promotion(good_v, good_ab, force=False, reason="", model_md5="def")
     with pytest.raises(registry.RegistryError, match="--force needs --reason"):
-        registry.check_promotion(bad_v, bad_ab, force=True, reason="  ")
-    assert registry.check_promotion(bad_v, bad_ab, force=True, reason="hotfix") == "forced: hotfix"
+        promotion.check_promotion(bad_v, bad_ab, force=True, reason="  ")
+    assert promotion.check_promotion(bad_v, bad_ab, force=True, reason="hotfix") == "forced: hotfix"
 
 
 # -- round trips on real stores --------------------------------------------------------------------
@@ -138,11 +138,11 @@ def test_promotion_round_trip_on_mlflow_server(mlflow_server, fitted, example, t
     (tmp_path / "params.yaml").write_text(_params_text(root, name))
     original = (tmp_path / "params.yaml").read_text()
     runs = _log_pair(tmp_path, fitted, example)
-    set_ = registry.register_candidates({n: r for n, (r, _) in runs.items()}, name, tmp_path)
+    set_ = promotion.register_candidates({n: r for n, (r, _) in runs.items()}, name, tmp_path)
     assert set_ == {"champion": "1", "challenger": "2"}
     assert _aliases(name, tmp_path) == {"champion": "1", "challenger": "2"}
 
-    result = registry.promote(
+    result = promotion.promote(
         registered_model=name,
         params_path=tmp_path / "params.yaml",
         model_md5=runs["challenger"][1],
@@ -152,7 +152,7 @@ def test_promotion_round_trip_on_mlflow_server(mlflow_server, fitted, example, t
     assert (result["version"], result["previous_champion"]) == ("2", "1")
     assert _aliases(name, tmp_path) == {"champion": "2"}  # archived is a status, not an alias
     # the next report of the same (now production) model sets no challenger alias
-    assert registry.register_candidates({"challenger": runs["challenger"][0]}, name, tmp_path) == {}
+    assert promotion.register_candidates({"challenger": runs["challenger"][0]}, name, tmp_path) == {}
     promoted = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert promoted["models"]["champion"] == yaml.safe_load(original)["models"]["challenger"]
     assert "# champion: the production model's spec." in (tmp_path / "params.yaml").read_text()
@@ -170,7 +170,7 @@ def test_promotion_round_trip_on_mlflow_server(mlflow_server, fitted, example, t
     assert listed[1]["history"][1]["why"] == "replaced as champion by version 2"
 
     # a rollback: promote version 1 again; version 2's history keeps its champion days
-    registry.promote(
+    promotion.promote(
         registered_model=name,
         params_path=tmp_path / "params.yaml",
         version="1",
@@ -193,7 +193,7 @@ def test_promote_command_on_default_sqlite_store(default_store, tmp_path, monkey
     work = _workspace(tmp_path, store, root, "churn-cli")
     monkeypatch.chdir(work)
     challenger_md5 = runs["challenger"][1]
-    registry.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-cli")
+    promotion.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-cli")
     (work / "metrics").mkdir()
     verdict = {"approved": True, "failed": [], "model_md5": challenger_md5, "gates": {}}
     (work / "metrics/validation.json").write_text(json.dumps(verdict))
@@ -224,10 +224,7 @@ def test_promote_command_on_default_sqlite_store(default_store, tmp_path, monkey
     assert cli.main(["registry"]) == 0
     table = capsys.readouterr().out
     assert "churn-cli at sqlite:///" in table and "archived" in table and "champion" in table
-    assert (
-        "champion by " + registry.current_user() + " (forced): retention campaign starts Monday"
-        in table
-    )
+    assert "champion by " + registry.current_user() + " (forced): retention campaign starts Monday" in table
 
     # bad input: a version that does not exist, a registered model that does not exist
     assert cli.main(["promote", "--version", "7", "--force", "--reason", "x"]) == 1
@@ -243,7 +240,7 @@ def test_failed_promotion_restores_aliases_tags_and_params(default_store, tmp_pa
 
     store, runs = default_store
     work = _workspace(tmp_path, store, root, "churn-rollback")
-    registry.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-rollback", work)
+    promotion.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-rollback", work)
     before = _aliases("churn-rollback", work)
     original = (work / "params.yaml").read_bytes()
 
@@ -259,7 +256,7 @@ def test_failed_promotion_restores_aliases_tags_and_params(default_store, tmp_pa
     }
     monkeypatch.setattr(MlflowClient, "set_model_version_tag", fail_on_archive)
     with pytest.raises(registry.RegistryError, match="registry went away.*aliases restored") as info:
-        registry.promote(
+        promotion.promote(
             registered_model="churn-rollback",
             params_path=work / "params.yaml",
             model_md5=runs["challenger"][1],
@@ -281,7 +278,7 @@ def test_unreachable_registry_changes_nothing(default_store, tmp_path, monkeypat
 
     store, runs = default_store
     work = _workspace(tmp_path, store, root, "churn-unreachable")
-    registry.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-unreachable", work)
+    promotion.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-unreachable", work)
     before = _aliases("churn-unreachable", work)
     original = (work / "params.yaml").read_bytes()
     (work / "metrics").mkdir()
@@ -309,21 +306,21 @@ def test_unreachable_registry_changes_nothing(default_store, tmp_path, monkeypat
 def test_set_status_never_relabels_the_champion(default_store, tmp_path, root):
     store, runs = default_store
     work = _workspace(tmp_path, store, root, "churn-labels")
-    registry.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-labels", work)
+    promotion.register_candidates({n: r for n, (r, _) in runs.items()}, "churn-labels", work)
     with pytest.raises(registry.RegistryError, match="version 1 is the champion"):
-        registry.set_status("churn-labels", "1", "archived", root=work)
-    registry.set_status("churn-labels", "2", "archived", root=work, by="alice", reason="stale")
+        promotion.set_status("churn-labels", "1", "archived", root=work)
+    promotion.set_status("churn-labels", "2", "archived", root=work, by="alice", reason="stale")
     assert _aliases("churn-labels", work) == {"champion": "1"}  # no longer a challenger
     row = next(r for r in registry.list_versions("churn-labels", work) if r["version"] == "2")
     assert row["status"] == "archived" and row["history"][-1]["by"] == "alice"
     assert row["history"][-1]["why"] == "stale"
-    registry.set_status("churn-labels", "2", "challenger", root=work)  # back as the candidate
+    promotion.set_status("churn-labels", "2", "challenger", root=work)  # back as the candidate
     assert _aliases("churn-labels", work) == {"champion": "1", "challenger": "2"}
     with pytest.raises(registry.RegistryError, match="the champion changes only by promotion"):
-        registry.set_status("churn-labels", "2", "champion", root=work)
+        promotion.set_status("churn-labels", "2", "champion", root=work)
     with pytest.raises(registry.RegistryError, match="must be 'challenger' or 'archived'"):
-        registry.set_status("churn-labels", "2", "production", root=work)
+        promotion.set_status("churn-labels", "2", "production", root=work)
     with pytest.raises(registry.RegistryError, match="has no version '9'"):
-        registry.set_status("churn-labels", "9", "challenger", root=work)
+        promotion.set_status("churn-labels", "9", "challenger", root=work)
     with pytest.raises(registry.RegistryError, match="no registered model 'churn-missing'"):
-        registry.set_status("churn-missing", "1", "challenger", root=work)
+        promotion.set_status("churn-missing", "1", "challenger", root=work)

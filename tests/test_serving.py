@@ -210,11 +210,11 @@ def test_explainer_background_comes_from_the_train_split(serving_root, prepared,
 
 
 def test_mlflow_registry_uri_loads_the_same_model(serving_models, isolated_env, rows, tmp_path):
-    from churn import registry
+    from churn import registry, tracking
 
     pipe = serving_models["challenger"]
     with registry.quiet_mlflow_logs():
-        run_id = registry.log_model_run(
+        run_id = tracking.log_model_run(
             model_name="challenger",
             pipeline=pipe,
             spec={"estimator": "hist_gradient_boosting", "params": {}},
@@ -223,7 +223,7 @@ def test_mlflow_registry_uri_loads_the_same_model(serving_models, isolated_env, 
             tags={},
             root=tmp_path,
         )
-        mlflow = registry._mlflow(tmp_path)
+        mlflow = registry.connect(tmp_path)
         version = mlflow.register_model(f"runs:/{run_id}/model", "churn-test")
         mlflow.MlflowClient().set_registered_model_alias("churn-test", "champion", version.version)
     predictor = Predictor.load("models:/churn-test@champion", root=tmp_path, log=False)

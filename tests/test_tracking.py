@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from churn import data, registry
+from churn import data, registry, tracking
 from churn.io import file_md5
 
 
@@ -18,7 +18,7 @@ def test_log_model_run_is_complete_and_loadable(isolated_env, fitted, prepared, 
     plots.mkdir()
     (plots / "roc.json").write_text("[]")
     X = data.xy(prepared[1])[0]
-    run_id = registry.log_model_run(
+    run_id = tracking.log_model_run(
         model_name="challenger",
         pipeline=fitted,
         spec={"estimator": "logistic_regression", "params": {"C": 0.5}},
@@ -27,7 +27,7 @@ def test_log_model_run_is_complete_and_loadable(isolated_env, fitted, prepared, 
             "cv": {"accuracy": {"mean": 0.8}},
         },
         example=X.head(5),
-        tags=registry.run_tags("challenger", "d41d8cd98f00b204e9800998ecf8427e", root),
+        tags=tracking.run_tags("challenger", "d41d8cd98f00b204e9800998ecf8427e", root),
         artifacts=[plots],
         root=root,
     )
@@ -56,7 +56,7 @@ def test_tracking_uri_default_and_env(monkeypatch, tmp_path):
 
 
 def test_pinned_requirements_follow_the_lock(root):
-    pins = registry.pinned_requirements(root / "requirements.txt")
+    pins = tracking.pinned_requirements(root / "requirements.txt")
     lock = set((root / "requirements.txt").read_text().splitlines())
     assert pins and all(pin in lock for pin in pins)
     assert any(p.startswith("scikit-learn==") for p in pins)

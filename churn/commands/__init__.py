@@ -4,6 +4,11 @@ from churn.data import DataError
 from churn.io import ParamsError
 from churn.schema import SchemaError
 
+
+class UsageError(Exception):
+    """A command-line input is wrong; printed as one line, exit code 2."""
+
+
 USER_ERRORS: tuple[type[Exception], ...] = (
     DataError,
     ParamsError,

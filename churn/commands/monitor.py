@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from churn.cli import UsageError
+from churn.commands import UsageError
 from churn.redact import redact_url
 
 #: `churn monitor check` exit code when at least one alert fired (errors exit 1 or 2).
@@ -130,7 +130,14 @@ def _monitor(args: argparse.Namespace):
     settings = Settings.from_params(params, str(params_path))
     if getattr(args, "model", None):
         settings = replace(settings, model=args.model)
-    return Monitor(settings, PredictionStore(args.db), root=params_path.parent), params
+    root = params_path.parent
+
+    def load_predictor():
+        from churn.serving import Predictor
+
+        return Predictor.load(model=settings.model, root=root, log=False)
+
+    return Monitor(settings, PredictionStore(args.db), root=root, load_predictor=load_predictor), params
 
 
 def _window(monitor, args: argparse.Namespace):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from churn import report
-from churn.cli import UsageError
+from churn.commands import UsageError
 from churn.io import save_text
 from churn.validation import MODELS
 

@@ -147,20 +147,10 @@ def _explain(args: argparse.Namespace) -> int:
     result = predictor.prepare(customer)  # the app's path too: the assessment, then the email
     if args.email:
         result = predictor.complete(result)
-    explanation, actions, level, email = result.explanation, result.actions, result.risk_level, result.email
-    if args.json:
-        out = {
-            "model_name": predictor.model_name,
-            "model_version": predictor.model_version,
-            "probability": explanation.probability,
-            "risk_level": level,
-            "explanation": explanation.to_dict(),
-            "actions": [a.to_dict() for a in actions],
-        }
-        if email is not None:
-            out["email"] = email.to_dict()
-        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True, default=str) + "\n")
+    if args.json:  # the library's own JSON form of the assessment
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
         return 0
+    explanation, actions, level, email = result.explanation, result.actions, result.risk_level, result.email
     lines = [
         f"Churn probability {100 * explanation.probability:.0f}% — {level} risk "
         f"(model {predictor.model_name}, {predictor.model_version})",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from churn.cli import UsageError
+from churn.commands import UsageError
 from churn.redact import redact_url
 
 VALIDATION = "metrics/validation.json"
@@ -98,34 +98,24 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from churn import registry
-    from churn.io import file_md5, load_params, section
+    from churn import promotion
 
-    params = load_params(args.params)
-    name = section(params, "mlflow.registered_model", args.params)
-    experiment = section(params, "mlflow.experiment", args.params)
     metrics_dir = Path(args.metrics_dir)
     verdict, ab = _read(metrics_dir / "validation.json"), _read(metrics_dir / "ab_test.json")
-    if args.version:
-        md5 = None
-    elif not Path(args.model).exists():
+    if not args.version and not Path(args.model).exists():
         raise UsageError(f"{args.model}: challenger model not found (run `dvc repro`)")
-    else:
-        md5 = file_md5(args.model)
-    result = registry.promote_checked(
+    result = promotion.promote_checked(
         verdict,
         ab,
+        params_path=args.params,
         force=args.force,
         reason=args.reason,
-        registered_model=name,
-        params_path=args.params,
-        experiment=experiment,
-        model_md5=md5,
         version=args.version,
+        model_path=None if args.version else args.model,
     )
     previous = result["previous_champion"]
     sys.stdout.write(
-        f"{name} version {result['version']} is now the champion"
+        f"{result['registered_model']} version {result['version']} is now the champion"
         + (f"; version {previous} archived" if previous and previous != result["version"] else "")
         + f".\n{args.params}: models.champion = {json.dumps(result['spec'], sort_keys=True)}"
         + ("" if result["params_changed"] else " (unchanged)")

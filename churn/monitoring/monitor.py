@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,16 @@ class Monitor:
         store: PredictionStore | None = None,
         root: str | Path = ".",
         predictor: Any = None,
+        *,
+        load_predictor: Callable[[], Any] | None = None,
     ):
+        """`predictor` is the monitored model (a `churn.serving.Predictor`, logging off), or
+        `load_predictor` builds it on first use (commands that never score need no model)."""
         self.settings = settings
         self.root = Path(root)
         self._store = store
         self._predictor = predictor
+        self._load_predictor = load_predictor
         self._lock = threading.Lock()
         self._reference: drift.Reference | None = None
         self._holdout: tuple[np.ndarray, np.ndarray] | None = None
@@ -110,11 +116,11 @@ class Monitor:
 
     @property
     def predictor(self) -> Any:
-        """The monitored model, loaded without logging (scores the held-out split and CSV batches)."""
+        """The monitored model, handed in by the caller (scores the held-out split and CSV batches)."""
         if self._predictor is None:
-            from churn.serving import Predictor
-
-            self._predictor = Predictor.load(model=self.settings.model, root=self.root, log=False)
+            if self._load_predictor is None:
+                raise ValueError("this monitor was handed no model to score with")
+            self._predictor = self._load_predictor()
         return self._predictor
 
     def _path(self, name: str) -> Path:
@@ -226,8 +232,9 @@ class Monitor:
             },
         }
 
-    def check(self, window: Window, webhook: str | None = None) -> tuple[dict, list[Alert]]:
-        """Drift and performance checks of a window; fired alerts are stored and sent to the webhook."""
+    def evaluate(self, window: Window) -> tuple[dict, list[Alert]]:
+        """Drift and performance checks of a window: the drift report (with `performance` when the
+        drift check ran) and the alerts that fire, nothing stored or sent."""
         selection = self.store.select(window)
         if selection.n == 0:
             raise ValueError(f"the window is empty ({window.describe()}): no logged predictions")
@@ -248,6 +255,11 @@ class Monitor:
             fired += alerting.from_performance(
                 estimate, live, self.holdout_metrics(), self.settings.max_drop, window.describe()
             )
+        return report, fired
+
+    def check(self, window: Window, webhook: str | None = None) -> tuple[dict, list[Alert]]:
+        """`evaluate` a window; the alerts that fire are stored and sent to the webhook."""
+        report, fired = self.evaluate(window)
         stored = self.store.add_alerts(fired) if fired else []
         if stored:
             alerting.post_webhook(stored, webhook)
