@@ -10,16 +10,14 @@ import pandas as pd
 
 from app.state import AppState
 from churn import abtest, data, registry, validation
-from churn.io import section
 from churn.metrics import HEADLINE
+from churn.params import AbTestSettings, BaseSettings, EvaluateSettings, MlflowSettings, read
+from churn.paths import LAYOUT
 from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
 
-PIPELINE_MODELS = {
-    "champion": "champion (models/champion.joblib)",
-    "challenger": "challenger (models/challenger.joblib)",
-}
+PIPELINE_MODELS = {name: f"{name} ({LAYOUT.model(name).as_posix()})" for name in ("champion", "challenger")}
 WORDS = {
     abtest.PROMOTE: "✓ **Promote model B**",
     abtest.KEEP: "✗ **Keep model A**",
@@ -36,7 +34,7 @@ def model_choices(state: AppState) -> list[tuple[str, str]]:
     """(label, reference) of the pipeline's models and every registered version."""
     choices = pipeline_choices()
     try:
-        name = section(state.params(), "mlflow.registered_model")
+        name = read(state.params(), MlflowSettings).registered_model
         for row in registry.list_versions(name, root=state.root):
             tags = ", ".join(row["aliases"]) or "no alias"
             label = f"{name} v{row['version']} ({tags}; {row['estimator'] or 'unknown estimator'})"
@@ -70,7 +68,7 @@ def checker(state: AppState):
 def compare(state: AppState, model_a: str, model_b: str) -> dict[str, Any]:
     """The `ab-test` stage's comparison (churn.abtest.compare) for two chosen models on the test split."""
     params = state.params()
-    threshold = validation.number(params, "evaluate.threshold", low=0, high=1)
+    threshold = read(params, EvaluateSettings).threshold
     X, y = data.xy(state.test_set())
     proba = validation.probabilities({ref: state.model_for(ref).pipeline for ref in (model_a, model_b)}, X)
     failed = _failed_gates(state, model_b)
@@ -79,8 +77,8 @@ def compare(state: AppState, model_a: str, model_b: str) -> dict[str, Any]:
         proba[model_a],
         proba[model_b],
         threshold=threshold,
-        pol=abtest.policy(params),
-        seed=section(params, "base.seed"),
+        pol=read(params, AbTestSettings),
+        seed=read(params, BaseSettings).seed,
         failed_gates=failed or [],
     ) | {"gates_known": failed is not None}
 
@@ -90,7 +88,7 @@ def _failed_gates(state: AppState, ref: str) -> list[str] | None:
     if ref != validation.CANDIDATE:
         return None
     try:
-        return list(state.metrics("ab_test.json")["challenger_failed_gates"])
+        return list(state.metrics(state.layout.metrics.ab_test)["challenger_failed_gates"])
     except (FileNotFoundError, KeyError):
         return None
 

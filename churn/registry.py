@@ -15,7 +15,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from churn.io import ParamsError, save_text
+from churn.io import save_text
+from churn.params import ParamsError
+from churn.paths import Layout
 from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ def tracking_uri(root: str | Path = ".") -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return f"sqlite:///{project_root(root) / 'mlflow.db'}"
+    return f"sqlite:///{Layout(project_root(root)).mlflow_db}"
 
 
 def _mlflow(root: str | Path = "."):
