@@ -10,16 +10,14 @@ import pandas as pd
 
 from app.state import AppState
 from churn import abtest, data, registry, validation
-from churn.io import section
 from churn.metrics import HEADLINE
+from churn.params import MlflowSettings, read
+from churn.paths import LAYOUT
 from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
 
-PIPELINE_MODELS = {
-    "champion": "champion (models/champion.joblib)",
-    "challenger": "challenger (models/challenger.joblib)",
-}
+PIPELINE_MODELS = {name: f"{name} ({LAYOUT.model(name).as_posix()})" for name in ("champion", "challenger")}
 WORDS = {
     abtest.PROMOTE: "✓ **Promote model B**",
     abtest.KEEP: "✗ **Keep model A**",
@@ -36,7 +34,7 @@ def model_choices(state: AppState) -> list[tuple[str, str]]:
     """(label, reference) of the pipeline's models and every registered version."""
     choices = pipeline_choices()
     try:
-        name = section(state.params(), "mlflow.registered_model")
+        name = read(state.params(), MlflowSettings).registered_model
         for row in registry.list_versions(name, root=state.root):
             tags = ", ".join(row["aliases"]) or "no alias"
             label = f"{name} v{row['version']} ({tags}; {row['estimator'] or 'unknown estimator'})"
@@ -86,7 +84,7 @@ def _failed_gates(state: AppState, ref: str) -> list[str] | None:
     if ref != validation.CANDIDATE:
         return None
     try:
-        return list(state.metrics("ab_test.json")["challenger_failed_gates"])
+        return list(state.metrics(state.layout.metrics.ab_test)["challenger_failed_gates"])
     except (FileNotFoundError, KeyError):
         return None
 

@@ -15,8 +15,9 @@ from app import files
 from app.access import Access
 from app.state import AppState
 from churn import promotion, registry, tracking
-from churn.io import csv_safe, section
+from churn.io import csv_safe
 from churn.metrics import HEADLINE
+from churn.params import MlflowSettings, read
 from churn.redact import display_uri, scrub
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ CHANGING = "Changing the registry"
 
 
 def _names(params: dict[str, Any]) -> tuple[str, str]:
-    return section(params, "mlflow.experiment"), section(params, "mlflow.registered_model")
+    names = read(params, MlflowSettings)
+    return names.experiment, names.registered_model
 
 
 def search_runs(state: AppState) -> pd.DataFrame:
@@ -227,7 +229,10 @@ def set_alias(
         promotion.set_status(name, str(version), alias, root=state.root, by=by, reason=reason)
         return f"{name} version {version} is now `{alias}`."
     try:
-        verdict, ab = state.metrics("validation.json"), state.metrics("ab_test.json")
+        verdict, ab = (
+            state.metrics(state.layout.metrics.validation),
+            state.metrics(state.layout.metrics.ab_test),
+        )
     except FileNotFoundError as exc:
         if not force:
             raise registry.RegistryError(

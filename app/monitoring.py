@@ -13,8 +13,9 @@ import pandas as pd
 from app.access import Access
 from app.state import AppState
 from churn.monitoring import drift, timeseries
-from churn.monitoring.monitor import Monitor, Settings
+from churn.monitoring.monitor import Monitor
 from churn.monitoring.store import Window, utc_naive
+from churn.params import MonitoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def monitor(state: AppState) -> Monitor:
     return state.once(
         "monitor",
         lambda: Monitor(
-            Settings.from_params(state.params(), str(state.params_path)),
+            MonitoringSettings.from_params(state.params().get("monitoring"), str(state.params_path)),
             state.predictor.store,
             root=state.root,
             predictor=state.predictor,

@@ -12,16 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from churn.io import ParamsError, load_json, load_params, read_table
+from churn.io import load_json, read_table
+from churn.params import ParamsError, load_params
+from churn.paths import Layout
 from churn.redact import scrub
 from churn.serving import Predictor
 
 log = logging.getLogger(__name__)
 
 NO_MODEL = "No model has been built yet — run `dvc repro`"
-TRAIN = Path("data/prepared/train.parquet")
-TEST = Path("data/prepared/test.parquet")
-METRICS = Path("metrics")
 
 
 @dataclass
@@ -92,28 +91,31 @@ class AppState:
 
     # -- project files -----------------------------------------------------------------------
 
-    def path(self, rel: str | Path) -> Path:
-        return self.root / rel
+    @property
+    def layout(self) -> Layout:
+        """Every project path under the app's root (models, splits, metrics files, stores)."""
+        return Layout(self.root)
 
     @property
     def params_path(self) -> Path:
-        return self.root / "params.yaml"
+        return self.layout.params
 
     def params(self) -> dict[str, Any]:
         """params.yaml, read fresh (promotion rewrites it while the app runs)."""
         return load_params(self.params_path)
 
-    def metrics(self, rel: str) -> dict[str, Any]:
-        """A metrics JSON file under metrics/ (FileNotFoundError says to run `dvc repro`)."""
-        return load_json(self.root / METRICS / rel)
+    def metrics(self, path: Path) -> dict[str, Any]:
+        """A metrics JSON file, e.g. `self.layout.metrics.validation` (FileNotFoundError says to run
+        `dvc repro`)."""
+        return load_json(path)
 
     def reference(self) -> pd.DataFrame:
         """The training split (the drift reference), read once."""
-        return self.once("table:train", lambda: read_table(self.root / TRAIN))
+        return self.once("table:train", lambda: read_table(self.layout.train))
 
     def test_set(self) -> pd.DataFrame:
         """The held-out test split (the A/B test's customers), read once."""
-        return self.once("table:test", lambda: read_table(self.root / TEST))
+        return self.once("table:test", lambda: read_table(self.layout.test))
 
     def model_for(self, ref: str) -> Predictor:
         """Another model for comparisons (not logging), loaded once per reference."""

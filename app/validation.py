@@ -60,8 +60,8 @@ def verdict_markdown(report: dict[str, Any]) -> str:
 def load(state: AppState) -> tuple[str, pd.DataFrame, str]:
     """Verdict, gates table and model card, read fresh from metrics/."""
     try:
-        report = state.metrics("validation.json")
-        card = state.path("metrics/model_card.md").read_text()
+        report = state.metrics(state.layout.metrics.validation)
+        card = state.layout.metrics.model_card.read_text()
     except FileNotFoundError:
         msg = "No validation report yet: run `dvc repro` (stages validate-fairness, robustness, ab-test, report)."
         return msg, pd.DataFrame(columns=GATE_COLUMNS), ""

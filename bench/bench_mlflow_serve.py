@@ -35,8 +35,10 @@ import numpy as np
 import pandas as pd
 
 from churn import data, model, registry, schema, synth, tracking
-from churn.io import load_params, save_json
+from churn.io import save_json
 from churn.mlflow_model import OUTPUT
+from churn.params import load_params
+from churn.paths import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -192,12 +194,12 @@ def bench_model(uri: str, tmp: Path, customers: pd.DataFrame, args: argparse.Nam
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    params = load_params(ROOT / "params.yaml")
+    params = load_params(Layout(ROOT).params)
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0]}}
     customers = synth.generate(rows=200, seed=11).drop(columns=[schema.TARGET])
     with tempfile.TemporaryDirectory(prefix="bench_mlflow_serve_") as tmpdir:
         tmp = Path(tmpdir)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Layout(tmp).mlflow_db}"
         os.chdir(tmp)  # MLflow's default artifact root is ./mlruns
         for name in ("champion", "challenger"):
             log.info("%s: train, log, register", name)

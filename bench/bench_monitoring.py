@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,8 +36,10 @@ import pandas as pd
 
 from churn import data, io, model, synth
 from churn.monitoring import alerts, drift, simulate
-from churn.monitoring.monitor import Monitor, Settings
+from churn.monitoring.monitor import Monitor
 from churn.monitoring.store import PredictionStore, Window
+from churn.params import MonitoringSettings, load_params
+from churn.paths import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = io.real_data_path()  # CHURN_REAL_DATA; the real-data check is skipped without it
@@ -61,9 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def monitor_for(store: PredictionStore | None = None, splits: dict[str, str] | None = None) -> Monitor:
     """A monitor of the champion; `splits` replaces the reference, held-out split and model paths."""
-    settings = Settings.from_params(io.load_params(ROOT / "params.yaml"))
+    settings = MonitoringSettings.from_params(load_params(Layout(ROOT).params).get("monitoring"))
     if splits:
-        settings = replace(settings, **splits)
+        settings = settings.model_copy(update=splits)
 
     def load_predictor():
         from churn.serving import Predictor
@@ -80,16 +81,17 @@ def pipeline_outputs(folder: Path) -> dict[str, str]:
     benchmark's "no drift" windows come from that generator, so the reference and the model must
     too (stale pipeline outputs would measure the generator's change, not the alarm's honesty).
     """
-    params = io.load_params(ROOT / "params.yaml")
+    params = load_params(Layout(ROOT).params)
     seed = int(params["base"]["seed"])
     raw = synth.generate(rows=int(params["synthesize"]["rows"]), seed=seed)
     train, test = data.split(data.clean(raw)[0], float(params["prepare"]["test_size"]), seed)
     X, y = data.xy(train)
     champion = model.build("champion", params["models"]["champion"], seed).fit(X, y)
+    layout = Layout(folder)
     paths = {
-        "reference": str(folder / "train.parquet"),
-        "holdout": str(folder / "test.parquet"),
-        "model": str(folder / "champion.joblib"),
+        "reference": str(layout.train),
+        "holdout": str(layout.test),
+        "model": str(layout.model("champion")),
     }
     io.write_table(train, paths["reference"])
     io.write_table(test, paths["holdout"])

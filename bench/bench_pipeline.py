@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from churn.paths import Layout
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"full_seconds": 60.0, "noop_seconds": 3.0}
 
@@ -58,7 +60,7 @@ def main() -> None:
         env = dict(
             os.environ,
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            MLFLOW_TRACKING_URI=f"sqlite:///{Path(tmp) / 'mlflow.db'}",
+            MLFLOW_TRACKING_URI=f"sqlite:///{Layout(tmp).mlflow_db}",
             GIT_AUTHOR_NAME="bench",
             GIT_AUTHOR_EMAIL="bench@example.invalid",
             GIT_COMMITTER_NAME="bench",

@@ -36,8 +36,10 @@ from threadpoolctl import threadpool_limits
 
 from churn import compiled, data, model, schema, synth
 from churn.batch import score_csv
-from churn.io import load_params, save_json, save_model, write_table
+from churn.io import save_json, save_model, write_table
 from churn.monitoring.store import PredictionStore
+from churn.params import load_params
+from churn.paths import Layout
 from churn.serving import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,19 +63,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def project_root(tmp: Path) -> Path:
     """The repository if its models exist, else a temp root with both specs trained on synthetic data."""
-    if all((ROOT / "models" / f"{n}.joblib").exists() for n in ("champion", "challenger")):
+    if all(Layout(ROOT).model(n).exists() for n in ("champion", "challenger")):
         return ROOT
-    params = load_params(ROOT / "params.yaml")
+    params = load_params(Layout(ROOT).params)
     seed = params["base"]["seed"]
     df, _ = data.clean(synth.generate(rows=params["synthesize"]["rows"], seed=seed))
     train, _ = data.split(df, params["prepare"]["test_size"], seed)
     X, y = data.xy(train)
     for name in ("champion", "challenger"):
-        save_model(
-            model.build(name, params["models"][name], seed).fit(X, y), tmp / "models" / f"{name}.joblib"
-        )
-    write_table(train, tmp / "data" / "prepared" / "train.parquet")
-    shutil.copy2(ROOT / "params.yaml", tmp / "params.yaml")
+        save_model(model.build(name, params["models"][name], seed).fit(X, y), Layout(tmp).model(name))
+    write_table(train, Layout(tmp).train)
+    shutil.copy2(Layout(ROOT).params, Layout(tmp).params)
     log.info("no models/ in the repository: trained both specs on synthetic data in %s", tmp)
     return tmp
 

@@ -24,16 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from churn import abtest, data, robustness
-from churn.io import load_model, load_params, read_table, save_json
+from churn.io import load_model, read_table, save_json
+from churn.params import RobustnessSettings, load_params, read
+from churn.paths import Layout
 from churn.validation import MODELS, probabilities
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDED = (
-    "data/prepared/test.parquet",
-    "models/champion.joblib",
-    "models/challenger.joblib",
-    "metrics/data.json",
-)
+PROJECT = Layout(ROOT)
+NEEDED = tuple(p.relative_to(ROOT) for p in (PROJECT.test, *map(PROJECT.model, MODELS), PROJECT.metrics.data))
 TARGET_STAGE_SECONDS = 4.0
 
 
@@ -49,11 +47,11 @@ def _stage(name: str, args: list[str], env: dict[str, str]) -> float:
 
 
 def _kernels(repeats: int) -> dict[str, float]:
-    params = load_params(ROOT / "params.yaml")
-    X, y = data.xy(read_table(ROOT / "data/prepared/test.parquet"))
-    models = {n: load_model(ROOT / f"models/{n}.joblib", root=ROOT) for n in MODELS}
+    params = load_params(PROJECT.params)
+    X, y = data.xy(read_table(PROJECT.test))
+    models = {n: load_model(PROJECT.model(n), root=ROOT) for n in MODELS}
     proba = probabilities(models, X)
-    cfg = robustness.config(params)
+    cfg = read(params, RobustnessSettings)
     out: dict[str, list[float]] = {"bootstrap_1000_seconds": [], "robustness_per_model_seconds": []}
     for _ in range(repeats):
         t = time.perf_counter()
@@ -77,25 +75,29 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f"missing pipeline outputs {missing}: run `dvc repro` first")
     times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        metrics = Path(tmp) / "metrics"
+        copy = Layout(tmp).metrics
+        metrics = copy.dir
         metrics.mkdir()
-        for part in ("data.json", "evaluate", "train", "plots"):
-            src = ROOT / "metrics" / part
-            if src.is_dir():
-                shutil.copytree(src, metrics / part)
-            elif src.exists():
-                shutil.copy(src, metrics / part)
+        for part in (
+            PROJECT.metrics.data,
+            *(PROJECT.metrics.dir / d for d in ("evaluate", "train", "plots")),
+        ):
+            dst = copy.dir / part.relative_to(PROJECT.metrics.dir)
+            if part.is_dir():
+                shutil.copytree(part, dst)
+            elif part.exists():
+                shutil.copy(part, dst)
         env = {
             **os.environ,
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{Layout(tmp).mlflow_db}",
             "MLFLOW_DISABLE_TELEMETRY": "true",
         }
-        report_args = ["--metrics-dir", str(metrics), "--out", str(metrics / "validation.json")]
-        report_args += ["--card", str(metrics / "model_card.md")]
+        report_args = ["--metrics-dir", str(metrics), "--out", str(copy.validation)]
+        report_args += ["--card", str(copy.model_card)]
         runs = {
-            "validate-fairness": ("validate_fairness", ["--out", str(metrics / "fairness.json")]),
-            "robustness": ("robustness", ["--out", str(metrics / "robustness.json")]),
-            "ab-test": ("ab_test", ["--metrics-dir", str(metrics), "--out", str(metrics / "ab_test.json")]),
+            "validate-fairness": ("validate_fairness", ["--out", str(copy.fairness)]),
+            "robustness": ("robustness", ["--out", str(copy.robustness)]),
+            "ab-test": ("ab_test", ["--metrics-dir", str(metrics), "--out", str(copy.ab_test)]),
             "report (no MLflow)": ("report", [*report_args, "--no-mlflow"]),
             "report": ("report", report_args),
         }

@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from statsmodels.stats.contingency_tables import mcnemar
 
-from churn.io import section
 from churn.metrics import HEADLINE
-from churn.validation import gate, integer, number, probabilities
+from churn.params import AbTestSettings, BaseSettings, EvaluateSettings, read
+from churn.validation import gate, probabilities
 
 log = logging.getLogger(__name__)
 
 #: McNemar uses the exact binomial test below this many discordant pairs, chi-square from it on.
 EXACT_BELOW = 25
 PROMOTE, KEEP, INCONCLUSIVE = "promote", "keep_champion", "inconclusive"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The `ab_test` params: significance level, minimum effects worth a change, resamples."""
-
-    alpha: float
-    min_accuracy_gain: float
-    min_roc_auc_gain: float
-    bootstrap: int
-
-
-def policy(params: dict[str, Any], source: str = "params.yaml") -> Policy:
-    """Check `ab_test`; ParamsError names the key and the rule it breaks."""
-    return Policy(
-        alpha=number(params, "ab_test.alpha", source, low=0.0001, high=0.5),
-        min_accuracy_gain=number(params, "ab_test.min_accuracy_gain", source, low=0, high=1),
-        min_roc_auc_gain=number(params, "ab_test.min_roc_auc_gain", source, low=0, high=1),
-        bootstrap=integer(params, "ab_test.bootstrap", source, low=100),
-    )
 
 
 def contingency(y: np.ndarray, pred_champion: np.ndarray, pred_challenger: np.ndarray) -> np.ndarray:
@@ -142,7 +121,7 @@ def paired_bootstrap(
     return out
 
 
-def recommend(result: dict[str, Any], failed_gates: list[str], pol: Policy) -> tuple[str, list[str]]:
+def recommend(result: dict[str, Any], failed_gates: list[str], pol: AbTestSettings) -> tuple[str, list[str]]:
     """`promote`, `keep_champion` or `inconclusive`, with the reasons in words."""
     p = result["mcnemar"]["p_value"]
     acc = result["bootstrap"]["difference"]["accuracy"]
@@ -184,7 +163,7 @@ def compare(
     proba_challenger: np.ndarray,
     *,
     threshold: float,
-    pol: Policy,
+    pol: AbTestSettings,
     seed: int,
     failed_gates: list[str],
 ) -> dict[str, Any]:
@@ -243,9 +222,9 @@ def compare_models(
     Threshold (`evaluate.threshold`), policy (`ab_test`) and seed (`base.seed`) come from params;
     the stage and the app's A/B tab both call this.
     """
-    threshold = number(params, "evaluate.threshold", source, low=0, high=1)
-    pol = policy(params, source)
-    seed = section(params, "base.seed", source)
+    threshold = read(params, EvaluateSettings, source).threshold
+    pol = read(params, AbTestSettings, source)
+    seed = read(params, BaseSettings, source).seed
     proba = probabilities({"champion": champion, "challenger": challenger}, X)
     return compare(
         y,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,8 +16,8 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score
 
-from churn.io import ParamsError, section
-from churn.validation import INSUFFICIENT, all_passed, gate, integer, number
+from churn.params import FairnessSettings, ParamsError, line
+from churn.validation import INSUFFICIENT, all_passed, gate
 
 log = logging.getLogger(__name__)
 
@@ -45,42 +44,23 @@ GROUP_METRICS = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
-    """The `validate_fairness` params, checked."""
-
-    attributes: tuple[str, ...]
-    min_group_size: int
-    bootstrap: int
-    confidence: float
-    thresholds: dict[str, float]
-
-
-def config(params: dict[str, Any], columns: list[str], source: str = "params.yaml") -> Config:
-    """Check `validate_fairness` against the data's columns; ParamsError names the key and rule."""
-    attrs = section(params, "validate_fairness.attributes", source)
-    if not isinstance(attrs, list) or not attrs or not all(isinstance(a, str) for a in attrs):
-        raise ParamsError(
-            f"{source}: 'validate_fairness.attributes' must be a non-empty list of column names"
-        )
-    unknown = [a for a in attrs if a not in columns]
+def config(settings: FairnessSettings, columns: list[str], source: str = "params.yaml") -> FairnessSettings:
+    """`settings` if every attribute is a column of the data; else ParamsError naming the key and rule."""
+    unknown = [a for a in settings.attributes if a not in columns]
     if unknown:
         raise ParamsError(
-            f"{source}: 'validate_fairness.attributes' lists {unknown}, not column(s) of the test data; "
-            f"columns are {sorted(columns)}"
+            line(
+                source,
+                "validate_fairness.attributes",
+                f"lists {unknown}, not column(s) of the test data; columns are {sorted(columns)}",
+            )
         )
-    key = "validate_fairness."
-    return Config(
-        attributes=tuple(attrs),
-        min_group_size=integer(params, key + "min_group_size", source, low=1),
-        bootstrap=integer(params, key + "bootstrap", source, low=10),
-        confidence=number(params, key + "confidence", source, low=0.5, high=0.999),
-        thresholds={
-            g: number(params, key + p, source, low=0, high=1)
-            for g, (p, _) in GATES.items()
-            if section(params, key + p, source) is not None
-        },
-    )
+    return settings
+
+
+def thresholds(cfg: FairnessSettings) -> dict[str, float]:
+    """Gate name → threshold of the gated figures (a null threshold is not gated)."""
+    return {g: t for g, (key, _) in GATES.items() if (t := getattr(cfg, key)) is not None}
 
 
 def _group_ci(
@@ -116,7 +96,7 @@ def labels(values: pd.Series) -> pd.Series:
 
 
 def attribute_report(
-    y: np.ndarray, pred: np.ndarray, groups: pd.Series, cfg: Config, rng: np.random.Generator
+    y: np.ndarray, pred: np.ndarray, groups: pd.Series, cfg: FairnessSettings, rng: np.random.Generator
 ) -> dict[str, Any]:
     """Per-group figures (fairlearn MetricFrame) and disparities of one sensitive attribute."""
     groups = labels(groups)
@@ -146,23 +126,23 @@ def attribute_report(
     }
 
 
-def attribute_gates(name: str, report: dict[str, Any], cfg: Config) -> dict[str, dict[str, Any]]:
+def attribute_gates(name: str, report: dict[str, Any], cfg: FairnessSettings) -> dict[str, dict[str, Any]]:
     """The gates of one attribute; any group below the minimum size makes them insufficient_data."""
     small = sorted(g for g, v in report["groups"].items() if v["count"] < cfg.min_group_size)
-    out = {}
+    out, limits = {}, thresholds(cfg)
     for g, (_, rule) in GATES.items():
-        if g not in cfg.thresholds:
+        if g not in limits:
             continue
         if small or len(report["groups"]) < 2:
             why = f"group(s) {small} below {cfg.min_group_size} customers" if small else "only one group"
-            out[f"{name}.{g}"] = gate(report[g], cfg.thresholds[g], rule, status=INSUFFICIENT, note=why)
+            out[f"{name}.{g}"] = gate(report[g], limits[g], rule, status=INSUFFICIENT, note=why)
         else:
-            out[f"{name}.{g}"] = gate(report[g], cfg.thresholds[g], rule)
+            out[f"{name}.{g}"] = gate(report[g], limits[g], rule)
     return out
 
 
 def evaluate(
-    y: np.ndarray, pred: np.ndarray, sensitive: pd.DataFrame, cfg: Config, *, seed: int
+    y: np.ndarray, pred: np.ndarray, sensitive: pd.DataFrame, cfg: FairnessSettings, *, seed: int
 ) -> dict[str, Any]:
     """Fairness figures and gates of one model's 0/1 predictions on the rows of `sensitive`."""
     y = np.asarray(y, dtype=int)

@@ -1,4 +1,4 @@
-"""Small disk helpers: params, JSON metrics, tables and atomic writes (the only I/O the library does)."""
+"""Small disk helpers: JSON metrics, tables, models and atomic writes (the only I/O the library does)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from churn.paths import LAYOUT
+
 log = logging.getLogger(__name__)
 
 DECIMALS = 4
@@ -37,37 +39,6 @@ def real_data_path() -> Path:
     if value:
         return Path(value).expanduser().absolute()
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "telco-customer-churn.csv"
-
-
-class ParamsError(ValueError):
-    """A params.yaml key is missing or breaks a rule; the message names the file, key and rule."""
-
-
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml into a dict; a missing or malformed file raises ParamsError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise ParamsError(f"{path}: params file not found")
-    try:
-        with path.open() as fh:
-            params = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(params, dict):
-        raise ParamsError(f"{path}: must be a mapping of sections, got {type(params).__name__}")
-    return params
-
-
-def section(params: dict[str, Any], key: str, source: str = "params.yaml") -> Any:
-    """Return params[key] for a dotted key, or raise ParamsError naming the key."""
-    node: Any = params
-    walked = []
-    for part in key.split("."):
-        walked.append(part)
-        if not isinstance(node, dict) or part not in node:
-            raise ParamsError(f"{source}: key '{'.'.join(walked)}' is missing")
-        node = node[part]
-    return node
 
 
 def rounded(obj: Any, decimals: int = DECIMALS) -> Any:
@@ -289,8 +260,8 @@ def save_model(model: Any, path: str | Path) -> None:
 
 
 TRUST_FLAG = "--trust-model"
-MODELS_DIR = "models"
-LOCK_FILE = "dvc.lock"
+MODELS_DIR = LAYOUT.models_dir.as_posix()
+LOCK_FILE = LAYOUT.dvc_lock.as_posix()
 
 
 class UntrustedModelError(ValueError):

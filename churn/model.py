@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,64 +16,74 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 
 from churn import features
-from churn.io import ParamsError
+from churn.params import ModelSpec, ParamsError, line
 
 log = logging.getLogger(__name__)
 
-#: family name → (estimator class, whether numbers are standardised first, default params)
+#: family name (churn.params.ESTIMATORS) → (estimator class, whether numbers are standardised first, default params)
 FAMILIES: dict[str, tuple[Callable[..., ClassifierMixin], bool, dict[str, Any]]] = {
     "random_forest": (RandomForestClassifier, False, {}),
     "extra_trees": (ExtraTreesClassifier, False, {}),
     "hist_gradient_boosting": (HistGradientBoostingClassifier, False, {}),
     "logistic_regression": (LogisticRegression, True, {"max_iter": 1000}),
 }
+#: scikit-learn's InvalidParameterError: "The 'n_estimators' parameter of X must be …. Got 0 instead."
+_SKLEARN_RULE = re.compile(
+    r"The '(?P<name>\w+)' parameter of \w+ (?P<rule>must be .*?)\. Got .* instead\.$", re.S
+)
 CV_SCORING = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 
-def check_spec(name: str, spec: Any) -> tuple[str, dict[str, Any]]:
-    """Return (family, params) of a model spec or raise ParamsError naming the key and rule."""
+def check_spec(name: str, spec: Any, source: str = "params.yaml") -> ModelSpec:
+    """The checked spec `models.<name>`: a known family, and hyperparameters that scikit-learn's own
+    parameter validation accepts; ParamsError names the file, the dotted key and the rule."""
     key = f"models.{name}"
-    if not isinstance(spec, dict) or "estimator" not in spec:
-        raise ParamsError(f"params.yaml: '{key}' must be a mapping with 'estimator' and 'params'")
-    family = spec["estimator"]
-    if family not in FAMILIES:
-        raise ParamsError(f"params.yaml: '{key}.estimator' is '{family}', must be one of {sorted(FAMILIES)}")
-    hp = spec.get("params") or {}
-    if not isinstance(hp, dict):
-        raise ParamsError(f"params.yaml: '{key}.params' must be a mapping of hyperparameters")
-    cls = FAMILIES[family][0]
-    allowed = set(inspect.signature(cls).parameters) - {"random_state"}
-    unknown = sorted(set(hp) - allowed)
-    if unknown:
-        raise ParamsError(
-            f"params.yaml: '{key}.params' has unknown hyperparameter(s) {unknown} for {family}; "
-            f"allowed: {sorted(allowed)}"
-        )
-    extra = sorted(set(spec) - {"estimator", "params"})
-    if extra:
-        raise ParamsError(f"params.yaml: '{key}' has unknown key(s) {extra}; allowed: estimator, params")
-    return family, dict(hp)
+    checked = spec if isinstance(spec, ModelSpec) else ModelSpec.from_params(spec, source, key)
+    cls, _, defaults = FAMILIES[checked.estimator]
+    allowed = sorted(set(inspect.signature(cls).parameters) - {"random_state"})
+    for hp in checked.params:
+        if hp not in allowed:
+            raise ParamsError(
+                line(
+                    source,
+                    f"{key}.params.{hp}",
+                    f"unknown hyperparameter of {checked.estimator} (allowed: {', '.join(allowed)})",
+                )
+            )
+    constraints = getattr(cls, "_parameter_constraints", {})
+    for hp, value in checked.params.items():  # scikit-learn reads true as 1 where it expects a number
+        if isinstance(value, bool) and not any(c in ("boolean", bool) for c in constraints.get(hp, [])):
+            raise ParamsError(line(source, f"{key}.params.{hp}", "must not be true or false", value))
+    try:
+        cls(**{**defaults, **checked.params})._validate_params()
+    except InvalidParameterError as exc:
+        found = _SKLEARN_RULE.match(str(exc))
+        if not found:
+            raise ParamsError(
+                line(source, f"{key}.params", f"invalid for {checked.estimator}: {exc}")
+            ) from None
+        hp = found["name"]
+        raise ParamsError(line(source, f"{key}.params.{hp}", found["rule"], checked.params.get(hp))) from None
+    except (TypeError, ValueError) as exc:
+        raise ParamsError(line(source, f"{key}.params", f"invalid for {checked.estimator}: {exc}")) from None
+    return checked
 
 
-def build(name: str, spec: dict[str, Any], seed: int) -> Pipeline:
+def build(name: str, spec: Any, seed: int) -> Pipeline:
     """An unfitted Pipeline(raw columns → preprocess → estimator) for a model spec."""
-    family, hp = check_spec(name, spec)
-    cls, scale, defaults = FAMILIES[family]
-    kwargs = {**defaults, **hp}
+    checked = check_spec(name, spec)
+    cls, scale, defaults = FAMILIES[checked.estimator]
+    kwargs = {**defaults, **checked.params}
     if "random_state" in inspect.signature(cls).parameters:
         kwargs["random_state"] = seed
-    try:
-        estimator = cls(**kwargs)
-        estimator._validate_params()
-    except (TypeError, ValueError) as exc:
-        raise ParamsError(f"params.yaml: 'models.{name}.params' is invalid for {family}: {exc}") from exc
-    return Pipeline([("preprocess", features.preprocessor(scale=scale)), ("model", estimator)])
+    return Pipeline([("preprocess", features.preprocessor(scale=scale)), ("model", cls(**kwargs))])
 
 
 def cross_validate_spec(
-    name: str, spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int
+    name: str, spec: Any, X: pd.DataFrame, y: np.ndarray, *, folds: int, seed: int
 ) -> dict[str, Any]:
     """Stratified k-fold CV of a spec: mean and std of each score."""
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -87,10 +98,10 @@ def cross_validate_spec(
 
 
 def fit(
-    name: str, spec: dict[str, Any], X: pd.DataFrame, y: np.ndarray, *, seed: int, cv_folds: int = 5
+    name: str, spec: Any, X: pd.DataFrame, y: np.ndarray, *, seed: int, cv_folds: int = 5
 ) -> tuple[Pipeline, dict[str, Any]]:
     """Cross-validate, then fit on all rows. Returns the fitted pipeline and a report dict."""
-    family, _ = check_spec(name, spec)
+    family = check_spec(name, spec).estimator
     report: dict[str, Any] = {"estimator": family, "n_rows": len(X), "churn_rate": float(np.mean(y))}
     if cv_folds and cv_folds >= 2:
         report["cv"] = cross_validate_spec(name, spec, X, y, folds=cv_folds, seed=seed)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from churn.io import read_model
+from churn.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def resolve_model(model: str, root: str | Path = ".", *, trust: bool = False) ->
         return _load_mlflow(model, root)
     path = Path(model)
     if path.suffix != ".joblib" and not path.exists():
-        path = root / "models" / f"{model}.joblib"
+        path = Layout(root).model(model)
     elif not path.is_absolute() and not path.exists():
         path = root / path
     pipeline, md5 = read_model(path, root=root, trust=trust)

@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-from churn.io import ParamsError, file_md5, load_params, save_text, section
+from churn.io import file_md5, save_text
+from churn.params import MlflowSettings, ParamsError, load_params, read
+from churn.paths import Layout
 from churn.redact import redact_url
 from churn.registry import (
     ALIASES,
@@ -40,7 +42,6 @@ from churn.registry import (
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = ".churn-registry.lock"
 LOCK_TIMEOUT_S = 120
 
 
@@ -53,13 +54,13 @@ def lock(root: str | Path = ".") -> Iterator[None]:
     """
     from filelock import FileLock, Timeout
 
-    path = project_root(root) / LOCK_NAME
+    path = Layout(project_root(root)).registry_lock
     try:
         with FileLock(str(path), timeout=LOCK_TIMEOUT_S):
             yield
     except Timeout as exc:
         raise RegistryError(
-            f"another registry change has held {LOCK_NAME} for over {LOCK_TIMEOUT_S} s; nothing was changed, try again"
+            f"another registry change has held {path.name} for over {LOCK_TIMEOUT_S} s; nothing was changed, try again"
         ) from exc
 
 
@@ -334,8 +335,8 @@ def promote_checked(
     hash, then `promote` moves the champion under the lock and records the event.
     """
     params = load_params(params_path)
-    name = section(params, "mlflow.registered_model", str(params_path))
-    experiment = section(params, "mlflow.experiment", str(params_path))
+    names = read(params, MlflowSettings, str(params_path))
+    name, experiment = names.registered_model, names.experiment
     if version is not None:
         with reachable(root):
             md5 = get_version(client(root), name, str(version)).tags.get("model_md5")

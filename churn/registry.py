@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from churn.io import ParamsError
+from churn.params import ParamsError
+from churn.paths import Layout
 from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def tracking_uri(root: str | Path = ".") -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return f"sqlite:///{project_root(root) / 'mlflow.db'}"
+    return f"sqlite:///{Layout(project_root(root)).mlflow_db}"
 
 
 def connect(root: str | Path = "."):

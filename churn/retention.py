@@ -9,37 +9,26 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from churn import schema
-from churn.io import ParamsError
+from churn.params import DEMOGRAPHICS, OFFERS, RetentionSettings
 
 log = logging.getLogger(__name__)
 
-#: Never changed by an action and never sent to the LLM: who the customer is, not what they buy.
-DEMOGRAPHICS = ("gender", "SeniorCitizen", "Partner", "Dependents")
-#: Facts of the past that no offer can change.
-HISTORY = ("tenure", "TotalCharges")
-#: What a retention offer can change (a justified default; params.yaml: retention.actionable).
-ACTIONABLE = (
-    "Contract",
-    "PaymentMethod",
-    "OnlineSecurity",
-    "TechSupport",
-    "OnlineBackup",
-    "DeviceProtection",
-    "PaperlessBilling",
-    "MonthlyCharges",
-)
+#: Never changed by an action and never sent to the LLM (DEMOGRAPHICS); facts of the past no offer
+#: changes (churn.params.HISTORY); what a retention offer can change by default (ACTIONABLE; params.yaml:
+#: retention.actionable): see churn.params.RetentionSettings.
+ACTIONABLE = RetentionSettings().actionable
 _AUTOMATIC = ("Bank transfer (automatic)", "Credit card (automatic)")
 _LONGER = {"Month-to-month": ("One year", "Two year"), "One year": ("Two year",)}
 _ADDON_WORDS = schema.ADDON_LABELS
 #: Features `candidate_changes` knows an offer for.
-SUPPORTED = ("Contract", "PaymentMethod", *_ADDON_WORDS, "PaperlessBilling", "MonthlyCharges")
+SUPPORTED = OFFERS
 _UNAVAILABLE_MODEL_CODES = ("model_decommissioned", "model_not_found")
 #: HTTP statuses worth one more try (the groq client's own rule).
 _RETRYABLE = (408, 409, 429)
@@ -50,71 +39,6 @@ _RETRY_WAIT, _MAX_RETRY_WAIT = 0.5, 2.0
 #: How long past its budget an email may take before the caller stops waiting for the LLM.
 BUDGET_SLACK_SECONDS = 0.5
 DEFAULT_SUBJECT = "A better plan for you"
-
-
-@dataclass(frozen=True)
-class RetentionSettings:
-    """params.yaml `retention:` — the LLM, its fallbacks and limits, and the actions offered."""
-
-    model: str = "llama-3.1-8b-instant"
-    fallback_models: tuple[str, ...] = ("openai/gpt-oss-20b", "llama-3.3-70b-versatile")
-    email_budget_seconds: float = 6.0
-    max_retries: int = 1
-    temperature: float = 0.4
-    max_tokens: int = 450
-    actionable: tuple[str, ...] = ACTIONABLE
-    discount: float = 0.10
-    max_actions: int = 3
-    min_reduction_points: float = 0.5
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None, source: str = "params.yaml") -> RetentionSettings:
-        """Settings from a `retention:` section (missing keys keep their defaults); ParamsError names bad keys."""
-        section = dict(section or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            hint = "; 'timeout_seconds' became 'email_budget_seconds'" if "timeout_seconds" in unknown else ""
-            raise ParamsError(
-                f"{source}: unknown key(s) {unknown} in 'retention'; allowed: {sorted(known)}{hint}"
-            )
-        for key in ("fallback_models", "actionable"):
-            if key in section:
-                if not isinstance(section[key], list | tuple) or not all(
-                    isinstance(v, str) for v in section[key]
-                ):
-                    raise ParamsError(f"{source}: 'retention.{key}' must be a list of names")
-                section[key] = tuple(section[key])
-        settings = cls(**section)
-        settings._check(source)
-        return settings
-
-    def _check(self, source: str) -> None:
-        def bad(key: str, rule: str) -> ParamsError:
-            return ParamsError(f"{source}: 'retention.{key}' {rule}")
-
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise bad("model", "must be a model id")
-        for key, lo, hi in (
-            ("email_budget_seconds", 0.5, 60),
-            ("max_retries", 0, 1),
-            ("temperature", 0, 2),
-            ("max_tokens", 50, 4000),
-            ("discount", 0.01, 0.5),
-            ("max_actions", 1, 20),
-            ("min_reduction_points", 0, 100),
-        ):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-                raise bad(key, f"must be a number between {lo:g} and {hi:g}, got {value!r}")
-        not_allowed = [f for f in self.actionable if f in DEMOGRAPHICS or f in HISTORY]
-        if not_allowed:
-            raise bad("actionable", f"must not list demographics or history {not_allowed}")
-        unknown = [f for f in self.actionable if f not in SUPPORTED]
-        if unknown:
-            raise bad(
-                "actionable", f"has feature(s) without a retention offer {unknown}; allowed: {SUPPORTED}"
-            )
 
 
 @dataclass(frozen=True)

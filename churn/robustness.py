@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,49 +10,16 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from churn import metrics, schema
-from churn.io import ParamsError, section
-from churn.validation import all_passed, gate, levels, number
+from churn.params import PERTURBATIONS, RobustnessSettings
+from churn.validation import all_passed, gate
 
 log = logging.getLogger(__name__)
 
-KINDS = ("noise", "flip", "missing")
+KINDS = PERTURBATIONS
 GATED = ("accuracy", "roc_auc")
 #: Numeric columns that get noise; the 0/1 SeniorCitizen flag is flipped like a category instead.
 NOISY = tuple(c for c in schema.NUMERIC_FEATURES if schema.NUMERIC[c][:2] != (0, 1))
 FLIPPABLE = {**{c: schema.CATEGORICAL[c] for c in schema.CATEGORICAL_FEATURES}, "SeniorCitizen": (0.0, 1.0)}
-
-
-@dataclass(frozen=True)
-class Config:
-    """The `robustness` params, checked: levels per perturbation and one gated level of each."""
-
-    levels: dict[str, list[float]]
-    gates: dict[str, dict[str, float]]
-
-
-def config(params: dict[str, Any], source: str = "params.yaml") -> Config:
-    """Check `robustness`; ParamsError names the key and the rule it breaks."""
-    lv = {k: levels(params, f"robustness.levels.{k}", source) for k in KINDS}
-    gates_section = section(params, "robustness.gates", source)
-    if not isinstance(gates_section, dict):
-        raise ParamsError(f"{source}: 'robustness.gates' must be a mapping of perturbation: limits")
-    unknown = sorted(set(gates_section) - set(KINDS))
-    if unknown:
-        raise ParamsError(
-            f"{source}: 'robustness.gates' has unknown perturbation(s) {unknown}; allowed: {KINDS}"
-        )
-    gates = {}
-    for kind in gates_section:
-        key = f"robustness.gates.{kind}"
-        level = number(params, f"{key}.level", source, low=0, high=1)
-        if level not in lv[kind]:
-            raise ParamsError(
-                f"{source}: '{key}.level' is {level:g}, must be one of robustness.levels.{kind}"
-            )
-        gates[kind] = {"level": level}
-        for m in GATED:
-            gates[kind][m] = number(params, f"{key}.max_{m}_drop", source, low=0, high=1)
-    return Config(levels=lv, gates=gates)
 
 
 def perturb(X: pd.DataFrame, kind: str, level: float, seed: int) -> pd.DataFrame:
@@ -91,9 +57,9 @@ def perturb(X: pd.DataFrame, kind: str, level: float, seed: int) -> pd.DataFrame
     return out
 
 
-def copies(X: pd.DataFrame, cfg: Config, seed: int) -> dict[tuple[str, float], pd.DataFrame]:
+def copies(X: pd.DataFrame, cfg: RobustnessSettings, seed: int) -> dict[tuple[str, float], pd.DataFrame]:
     """Every perturbed copy of `X`, built once and shared by every model."""
-    return {(k, lv): perturb(X, k, lv, seed) for k in KINDS for lv in cfg.levels[k]}
+    return {(k, lv): perturb(X, k, lv, seed) for k in KINDS for lv in cfg.level_list(k)}
 
 
 def evaluate(
@@ -101,7 +67,7 @@ def evaluate(
     X: pd.DataFrame,
     y: np.ndarray,
     perturbed: dict[tuple[str, float], pd.DataFrame],
-    cfg: Config,
+    cfg: RobustnessSettings,
     threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Baseline and perturbed accuracy / ROC-AUC of one model, drops, and gates.
@@ -113,7 +79,7 @@ def evaluate(
         return _evaluate(model, X, y, perturbed, cfg, threshold)
 
 
-def _evaluate(model, X, y, perturbed, cfg: Config, threshold: float) -> dict[str, Any]:
+def _evaluate(model, X, y, perturbed, cfg: RobustnessSettings, threshold: float) -> dict[str, Any]:
     base = metrics.classification(y, model.predict_proba(X)[:, 1], threshold)
     baseline = {m: base[m] for m in GATED}
     results: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
@@ -128,11 +94,13 @@ def _evaluate(model, X, y, perturbed, cfg: Config, threshold: float) -> dict[str
         entry.update({f"{m}_drop": baseline[m] - scores[m] for m in GATED})
         results[kind][f"{level:g}"] = entry
     gates = {}
-    for kind, limits in cfg.gates.items():
-        entry = results[kind][f"{limits['level']:g}"]
+    for kind, limits in cfg.gated().items():
+        entry = results[kind][f"{limits.level:g}"]
         for m in GATED:
-            note = f"at level {limits['level']:g}"
+            note = f"at level {limits.level:g}"
             if "error" in entry:
-                note = f"model failed at level {limits['level']:g}: {entry['error']}"
-            gates[f"{kind}.{m}_drop"] = gate(entry.get(f"{m}_drop"), limits[m], "<=", note=note)
+                note = f"model failed at level {limits.level:g}: {entry['error']}"
+            gates[f"{kind}.{m}_drop"] = gate(
+                entry.get(f"{m}_drop"), getattr(limits, f"max_{m}_drop"), "<=", note=note
+            )
     return {"baseline": baseline, "perturbations": results, "gates": gates, "passed": all_passed(gates)}

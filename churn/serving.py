@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,10 @@ import pandas as pd
 from churn import compiled, data, explain, retention, schema
 from churn.assessment import PROBABILITY, RISK, Assessment
 from churn.batch import REASON, ROW
-from churn.io import ParamsError, file_sha256, load_params
+from churn.io import file_sha256
 from churn.model_ref import resolve_model
+from churn.params import BaseSettings, ServingSettings, load_params
+from churn.paths import Layout
 
 if TYPE_CHECKING:
     from churn.monitoring.batches import BatchLog
@@ -29,50 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ServingSettings:
-    """params.yaml `serving:` — risk bands, batch chunking, explanation background."""
-
-    medium: float = 0.3
-    high: float = 0.6
-    chunk_size: int = 50_000
-    explain_chunk_size: int = 1_000
-    max_line_bytes: int = 1_000_000
-    background_rows: int = 200
-    top_reasons: int = 3
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None, source: str = "params.yaml") -> ServingSettings:
-        """Settings from a `serving:` section (missing keys keep defaults); ParamsError names bad keys."""
-        flat = dict(section or {})
-        bands = flat.pop("risk_bands", {}) or {}
-        if not isinstance(bands, dict) or set(bands) - {"medium", "high"}:
-            raise ParamsError(f"{source}: 'serving.risk_bands' must be a mapping with keys medium and high")
-        flat.update(bands)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(flat) - known)
-        if unknown:
-            raise ParamsError(f"{source}: unknown key(s) {unknown} in 'serving'")
-        settings = cls(**flat)
-        for key in ("medium", "high"):
-            value = getattr(settings, key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-                raise ParamsError(f"{source}: 'serving.risk_bands.{key}' must be a probability in (0, 1)")
-        if settings.medium >= settings.high:
-            raise ParamsError(
-                f"{source}: 'serving.risk_bands.medium' must be below 'serving.risk_bands.high'"
-            )
-        for key in ("chunk_size", "explain_chunk_size", "max_line_bytes", "background_rows", "top_reasons"):
-            value = getattr(settings, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ParamsError(f"{source}: 'serving.{key}' must be a positive whole number, got {value!r}")
-        return settings
-
-
 def risk_levels(probability: np.ndarray, settings: ServingSettings) -> np.ndarray:
     """Low below `medium`, High at or above `high`, Medium between."""
     p = np.asarray(probability, dtype="float64")
-    return np.where(p >= settings.high, "High", np.where(p >= settings.medium, "Medium", "Low"))
+    return np.where(
+        p >= settings.risk_bands.high, "High", np.where(p >= settings.risk_bands.medium, "Medium", "Low")
+    )
 
 
 @functools.cache
@@ -114,7 +77,7 @@ class Predictor:
         self.params = params or {}
         self.settings = ServingSettings.from_params(self.params.get("serving"))
         self.retention = retention.RetentionSettings.from_params(self.params.get("retention"))
-        self.seed = int(self.params.get("base", {}).get("seed", 42))
+        self.seed = BaseSettings.from_params(self.params["base"]).seed if "base" in self.params else 42
         self.root = Path(root)
         self.log_enabled = log
         self._store = store
@@ -144,7 +107,7 @@ class Predictor:
         from outside the pipeline's checked models (`--trust-model`; see `resolve_model`).
         """
         root = Path(root)
-        params_path = root / "params.yaml"
+        params_path = Layout(root).params
         params = load_params(params_path) if params_path.exists() else {}
         pipeline, name, version = resolve_model(model, root, trust=trust_model)
         predictor = cls(
@@ -191,7 +154,7 @@ class Predictor:
         else as many synthetic customers (churn.synth, same seed)."""
         if self._background is None:
             n = self.settings.background_rows
-            train = self.root / "data" / "prepared" / "train.parquet"
+            train = Layout(self.root).train
             if train.exists():
                 df = pd.read_parquet(train, columns=list(schema.FEATURES))
                 df = df.sample(n=min(n, len(df)), random_state=self.seed)

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from churn import promotion, registry
-from churn.io import file_md5, load_json, load_params, section
+from churn.io import file_md5, load_json
+from churn.params import MlflowSettings, ModelsSettings, load_params, read, section
+from churn.paths import LAYOUT, Layout, Metrics, model_file
 from churn.redact import redact_url
 
 if TYPE_CHECKING:
@@ -185,24 +187,26 @@ def run_contents(
 
     Refuses (TrackingError) when the metrics were built for other model files than the ones on disk.
     """
-    validation = _read(metrics_dir / "validation.json")
-    data = _read(metrics_dir / "data.json")
+    metrics = Metrics(metrics_dir)
+    validation = _read(metrics.validation)
+    data = _read(metrics.data)
+    read(params, ModelsSettings, source)  # every spec checked before any is logged
     lineage = validation.get("lineage") or {}
     out = {}
     for name in MODELS:
-        path = models_dir / f"{name}.joblib"
+        path = model_file(models_dir, name)
         if not path.exists():
             raise TrackingError(f"{path}: model not found (run `dvc repro` first)")
         md5 = file_md5(path)
         recorded = next((v for k, v in lineage.items() if Path(k).name == path.name), None)
         if recorded != md5:
             raise TrackingError(
-                f"{metrics_dir / 'validation.json'} was built for another {name} model "
+                f"{metrics.validation} was built for another {name} model "
                 f"(md5 {recorded}, {path} has {md5}): run `dvc repro` first"
             )
-        evaluate = _read(metrics_dir / "evaluate" / f"{name}.json")
+        evaluate = _read(metrics.evaluate(name))
         test = {m: evaluate[m] for m in TEST_METRICS if m in evaluate}
-        cv = _read(metrics_dir / "train" / f"{name}.json").get("cv", {})
+        cv = _read(metrics.train(name)).get("cv", {})
         if name == registry.CHALLENGER:
             gates, approved = validation["gates"], validation["approved"]
         else:
@@ -266,15 +270,15 @@ def committed_models(root: Path, models_dir: Path) -> tuple[dict[str, str], str]
             text, where = proc.stdout, "dvc.lock at git HEAD"
     except (OSError, subprocess.SubprocessError):
         pass
-    if text is None and (root / "dvc.lock").exists():
-        text, where = (root / "dvc.lock").read_text(), "dvc.lock"
+    if text is None and Layout(root).dvc_lock.exists():
+        text, where = Layout(root).dvc_lock.read_text(), "dvc.lock"
     if text is None:
-        return {n: file_md5(models_dir / f"{n}.joblib") for n in MODELS}, "the model files"
+        return {n: file_md5(model_file(models_dir, n)) for n in MODELS}, "the model files"
     stages = (yaml.safe_load(text) or {}).get("stages", {})
     found = {}
     for name in MODELS:
         for out in (stages.get(f"train@{name}") or {}).get("outs", []):
-            if Path(out.get("path", "")).name == f"{name}.joblib":
+            if Path(out.get("path", "")).name == model_file("", name).name:
                 found[name] = out.get("md5")
     return found, where
 
@@ -282,10 +286,10 @@ def committed_models(root: Path, models_dir: Path) -> tuple[dict[str, str], str]
 def track(
     root: str | Path = ".",
     *,
-    params_path: str | Path = "params.yaml",
-    metrics_dir: str | Path = "metrics",
-    models_dir: str | Path = "models",
-    test_path: str | Path = "data/prepared/test.parquet",
+    params_path: str | Path = LAYOUT.params,
+    metrics_dir: str | Path = LAYOUT.metrics.dir,
+    models_dir: str | Path = LAYOUT.models_dir,
+    test_path: str | Path = LAYOUT.test,
     by: str = "churn track",
 ) -> Tracked:
     """Log each pipeline model's run unless its build is tracked already, then follow the commit with
@@ -293,8 +297,8 @@ def track(
     root = Path(root)
     metrics_dir, models_dir = root / metrics_dir, root / models_dir
     params = load_params(root / params_path)
-    experiment = section(params, "mlflow.experiment", str(params_path))
-    registered_model = section(params, "mlflow.registered_model", str(params_path))
+    names = read(params, MlflowSettings, str(params_path))
+    experiment, registered_model = names.experiment, names.registered_model
     contents = run_contents(root, params, str(params_path), metrics_dir, models_dir)
     result = Tracked(experiment_run=in_experiment(), tracking_uri=redact_url(registry.tracking_uri(root)))
     with registry.reachable(root):
@@ -322,9 +326,10 @@ def _log(root: Path, name: str, c: dict[str, Any], experiment: str, metrics_dir:
     X = data.xy(read_table(root / test_path))[0].head(5)
     with registry.quiet_mlflow_logs(), tempfile.TemporaryDirectory() as tmp:
         artifacts = []
-        if (metrics_dir / "plots" / name).is_dir():  # logged as `plots/`, whichever model it is
-            artifacts.append(Path(shutil.copytree(metrics_dir / "plots" / name, Path(tmp) / "plots")))
-        card = metrics_dir / "model_card.md"
+        metrics = Metrics(metrics_dir)
+        if metrics.plots(name).is_dir():  # logged as `plots/`, whichever model it is
+            artifacts.append(Path(shutil.copytree(metrics.plots(name), Path(tmp) / "plots")))
+        card = metrics.model_card
         if card.exists():
             copy = Path(tmp) / "model_card.md"
             copy.write_text(model_card.card_with_commit(card.read_text(), git_commit(root)))

@@ -8,7 +8,6 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from churn.data import DataError
-from churn.io import ParamsError, section
 from churn.metrics import HEADLINE
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
@@ -37,52 +36,6 @@ def require(obj: Any, keys: list[str] | tuple[str, ...], source: Any) -> dict[st
 def require_results(obj: Any, source: Any) -> dict[str, Any]:
     """A per-model results file (fairness.json, robustness.json): each model with its gates."""
     return require(obj, [f"{m}.gates" for m in MODELS], source)
-
-
-# -- params ---------------------------------------------------------------------------------------
-
-
-def number(
-    params: dict[str, Any],
-    key: str,
-    source: str = "params.yaml",
-    *,
-    low: float | None = None,
-    high: float | None = None,
-) -> float:
-    """params[key] as a float, or ParamsError naming the file, the key and the rule it breaks."""
-    value = section(params, key, source)
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ParamsError(f"{source}: '{key}' must be a number, got {value!r} ({type(value).__name__})")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = (
-            f"between {low:g} and {high:g}"
-            if low is not None and high is not None
-            else (f"at least {low:g}" if low is not None else f"at most {high:g}")
-        )
-        raise ParamsError(f"{source}: '{key}' must be {bounds}, got {value!r}")
-    return float(value)
-
-
-def integer(params: dict[str, Any], key: str, source: str = "params.yaml", *, low: int = 1) -> int:
-    """params[key] as an int of at least `low`, or ParamsError naming the key and the rule."""
-    value = section(params, key, source)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ParamsError(f"{source}: '{key}' must be a whole number of at least {low}, got {value!r}")
-    return value
-
-
-def levels(params: dict[str, Any], key: str, source: str = "params.yaml") -> list[float]:
-    """A non-empty list of shares in (0, 1], or ParamsError naming the key and the rule."""
-    value = section(params, key, source)
-    ok = (
-        isinstance(value, list)
-        and value
-        and all(not isinstance(v, bool) and isinstance(v, int | float) and 0 < v <= 1 for v in value)
-    )
-    if not ok:
-        raise ParamsError(f"{source}: '{key}' must be a non-empty list of numbers in (0, 1], got {value!r}")
-    return [float(v) for v in value]
 
 
 # -- gates ----------------------------------------------------------------------------------------
@@ -124,17 +77,6 @@ def all_passed(gates: dict[str, dict[str, Any]]) -> bool:
 def performance_gates(scores: dict[str, Any], minimums: dict[str, float]) -> dict[str, dict[str, Any]]:
     """The five headline test metrics against their minimums."""
     return {f"performance.{m}": gate(scores.get(m), minimums[m], ">=") for m in HEADLINE}
-
-
-def check_minimums(params: dict[str, Any], source: str = "params.yaml") -> dict[str, float]:
-    """`report.minimums`: one number in [0, 1] for each of the five headline metrics."""
-    mins = section(params, "report.minimums", source)
-    if not isinstance(mins, dict):
-        raise ParamsError(f"{source}: 'report.minimums' must be a mapping of metric: minimum")
-    unknown = sorted(set(mins) - set(HEADLINE))
-    if unknown:
-        raise ParamsError(f"{source}: 'report.minimums' has unknown metric(s) {unknown}; allowed: {HEADLINE}")
-    return {m: number(params, f"report.minimums.{m}", source, low=0, high=1) for m in HEADLINE}
 
 
 def model_gates(

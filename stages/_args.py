@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable
 
 from churn.data import DataError
-from churn.io import ParamsError, configure_logging
+from churn.io import configure_logging
+from churn.params import ParamsError
 from churn.schema import SchemaError
 
 log = logging.getLogger("stages")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from churn import abtest, data, scorecard, validation
-from churn.io import load_json, load_model, load_params, read_table, save_json
+from churn.io import load_json, load_model, read_table, save_json
 from churn.metrics import HEADLINE
+from churn.params import ReportSettings, load_params, read
+from churn.paths import LAYOUT, Metrics, model_file
 from churn.validation import CANDIDATE, MODELS, PRODUCTION
 from stages import _args
 
@@ -16,20 +17,23 @@ log = logging.getLogger("stages.ab_test")
 
 def main(argv: list[str] | None = None) -> None:
     p = _args.parser(__doc__)
-    p.add_argument("--test", default="data/prepared/test.parquet")
-    p.add_argument("--models-dir", default="models")
+    p.add_argument("--test", default=str(LAYOUT.test))
+    p.add_argument("--models-dir", default=str(LAYOUT.models_dir))
     p.add_argument(
-        "--metrics-dir", default="metrics", help="where evaluate/, fairness.json, robustness.json are"
+        "--metrics-dir",
+        default=str(LAYOUT.metrics.dir),
+        help="where evaluate/, fairness.json, robustness.json are",
     )
-    p.add_argument("--out", default="metrics/ab_test.json")
+    p.add_argument("--out", default=str(LAYOUT.metrics.ab_test))
     p.add_argument(
         "--scorecard-out", help="recommendation for DVC (default: <metrics-dir>/scorecard/ab_test.json)"
     )
     args = p.parse_args(argv)
     params = load_params(args.params)
-    minimums = validation.check_minimums(params, args.params)
-    scores_path = Path(args.metrics_dir) / "evaluate" / f"{CANDIDATE}.json"
-    fair_path, rob_path = Path(args.metrics_dir) / "fairness.json", Path(args.metrics_dir) / "robustness.json"
+    minimums = read(params, ReportSettings, args.params).minimums.model_dump()
+    metrics_dir = Metrics(args.metrics_dir)
+    scores_path = metrics_dir.evaluate(CANDIDATE)
+    fair_path, rob_path = metrics_dir.fairness, metrics_dir.robustness
     gates = validation.model_gates(
         CANDIDATE,
         validation.require(load_json(scores_path), HEADLINE, scores_path),
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     X, y = data.xy(read_table(args.test))
     # trust=True: inside `dvc repro` these files are the `train` stages' own outputs, built just
     # before this stage (a dependency of it); serving checks them against dvc.lock instead
-    models = {n: load_model(Path(args.models_dir) / f"{n}.joblib", trust=True) for n in MODELS}
+    models = {n: load_model(model_file(args.models_dir, n), trust=True) for n in MODELS}
     result = abtest.compare_models(
         params,
         models[PRODUCTION],
@@ -51,9 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         source=args.params,
     )
     save_json(result, args.out)
-    save_json(
-        scorecard.ab_test(result), args.scorecard_out or Path(args.metrics_dir) / "scorecard" / "ab_test.json"
-    )
+    save_json(scorecard.ab_test(result), args.scorecard_out or metrics_dir.scorecard_ab_test)
     log.info(
         "A/B on %d customers: %s; McNemar p = %.4g (%s)",
         result["n"],

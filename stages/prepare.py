@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from churn import data
-from churn.io import file_md5, load_params, save_json, section, write_table
+from churn.io import file_md5, save_json, write_table
+from churn.params import BaseSettings, DataSettings, PrepareSettings, load_params, read
+from churn.paths import LAYOUT
 from stages import _args
 
 log = logging.getLogger("stages.prepare")
@@ -13,14 +15,14 @@ log = logging.getLogger("stages.prepare")
 
 def main(argv: list[str] | None = None) -> None:
     p = _args.parser(__doc__)
-    p.add_argument("--train-out", default="data/prepared/train.parquet")
-    p.add_argument("--test-out", default="data/prepared/test.parquet")
-    p.add_argument("--metrics-out", default="metrics/data.json")
+    p.add_argument("--train-out", default=str(LAYOUT.train))
+    p.add_argument("--test-out", default=str(LAYOUT.test))
+    p.add_argument("--metrics-out", default=str(LAYOUT.metrics.data))
     args = p.parse_args(argv)
     params = load_params(args.params)
-    raw = section(params, "data.raw", args.params)
-    seed = section(params, "base.seed", args.params)
-    test_size = section(params, "prepare.test_size", args.params)
+    seed = read(params, BaseSettings, args.params).seed
+    raw = read(params, DataSettings, args.params).raw
+    test_size = read(params, PrepareSettings, args.params).test_size
     df, fixed = data.load_clean(raw, key=f"{args.params}: data.raw")
     train, test = data.split(df, test_size=test_size, seed=seed)
     summary = data.summary(df, train, test, fixed=fixed, input_md5=file_md5(raw), input_path=raw)

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from churn import model_card, scorecard, validation
-from churn.io import file_md5, load_json, load_params, save_json, save_text, section
+from churn.io import file_md5, load_json, save_json, save_text
 from churn.metrics import HEADLINE
+from churn.params import MlflowSettings, ModelsSettings, ReportSettings, load_params, read
+from churn.paths import LAYOUT, Metrics, model_file
 from churn.validation import CANDIDATE, MODELS
 from stages import _args
 
@@ -28,20 +30,20 @@ AB_KEYS = (
 
 def main(argv: list[str] | None = None) -> None:
     p = _args.parser(__doc__)
-    p.add_argument("--test", default="data/prepared/test.parquet")
-    p.add_argument("--models-dir", default="models")
-    p.add_argument("--metrics-dir", default="metrics")
-    p.add_argument("--out", default="metrics/validation.json")
-    p.add_argument("--card", default="metrics/model_card.md")
+    p.add_argument("--test", default=str(LAYOUT.test))
+    p.add_argument("--models-dir", default=str(LAYOUT.models_dir))
+    p.add_argument("--metrics-dir", default=str(LAYOUT.metrics.dir))
+    p.add_argument("--out", default=str(LAYOUT.metrics.validation))
+    p.add_argument("--card", default=str(LAYOUT.metrics.model_card))
     p.add_argument(
         "--scorecard-out", help="verdict for DVC (default: <metrics-dir>/scorecard/validation.json)"
     )
     p.add_argument("--no-mlflow", action="store_true", help="skip MLflow tracking")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    minimums = validation.check_minimums(params, args.params)
-    ctx = _read_inputs(Path(args.metrics_dir), params, args.params)
-    models = {n: Path(args.models_dir) / f"{n}.joblib" for n in MODELS}
+    minimums = read(params, ReportSettings, args.params).minimums.model_dump()
+    ctx = _read_inputs(Metrics(args.metrics_dir), params, args.params)
+    models = {n: model_file(args.models_dir, n) for n in MODELS}
     ctx["lineage"] = {
         ctx["data"]["input"]["path"]: ctx["data"]["input"]["md5"],
         args.test: file_md5(args.test),
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     save_text(card, args.card)
     save_json(
         scorecard.validation(verdict),
-        args.scorecard_out or Path(args.metrics_dir) / "scorecard" / "validation.json",
+        args.scorecard_out or Metrics(args.metrics_dir).scorecard_validation,
     )
     log.info(
         "challenger %s (%d/%d gates passed; A/B: %s)",
@@ -70,25 +72,22 @@ def main(argv: list[str] | None = None) -> None:
         _track(args)
 
 
-def _read_inputs(metrics_dir: Path, params: dict[str, Any], source: str) -> dict[str, Any]:
+def _read_inputs(metrics: Metrics, params: dict[str, Any], source: str) -> dict[str, Any]:
     """Every metrics file the report needs, each checked for the keys it must have."""
 
-    def read(rel: str, keys) -> dict[str, Any]:
-        return validation.require(load_json(metrics_dir / rel), keys, metrics_dir / rel)
+    def need(path: Path, keys) -> dict[str, Any]:
+        return validation.require(load_json(path), keys, path)
 
+    specs = read(params, ModelsSettings, source)
     return {
-        "registered_model": section(params, "mlflow.registered_model", source),
-        "specs": {n: section(params, f"models.{n}", source) for n in MODELS},
-        "data": read("data.json", ("input.path", "input.md5", "rows", "churn_rate")),
-        "evaluate": {n: read(f"evaluate/{n}.json", HEADLINE) for n in MODELS},
-        "cv": {n: read(f"train/{n}.json", ()).get("cv", {}) for n in MODELS},
-        "fairness": validation.require_results(
-            load_json(metrics_dir / "fairness.json"), metrics_dir / "fairness.json"
-        ),
-        "robustness": validation.require_results(
-            load_json(metrics_dir / "robustness.json"), metrics_dir / "robustness.json"
-        ),
-        "ab_test": read("ab_test.json", AB_KEYS),
+        "registered_model": read(params, MlflowSettings, source).registered_model,
+        "specs": {n: specs.spec(n).model_dump() for n in MODELS},
+        "data": need(metrics.data, ("input.path", "input.md5", "rows", "churn_rate")),
+        "evaluate": {n: need(metrics.evaluate(n), HEADLINE) for n in MODELS},
+        "cv": {n: need(metrics.train(n), ()).get("cv", {}) for n in MODELS},
+        "fairness": validation.require_results(load_json(metrics.fairness), metrics.fairness),
+        "robustness": validation.require_results(load_json(metrics.robustness), metrics.robustness),
+        "ab_test": need(metrics.ab_test, AB_KEYS),
     }
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from churn import data, robustness
-from churn.io import load_model, load_params, read_table, save_json, section
-from churn.validation import CANDIDATE, MODELS, PRODUCTION, failed, number
+from churn.io import load_model, read_table, save_json
+from churn.params import BaseSettings, EvaluateSettings, RobustnessSettings, load_params, read
+from churn.paths import LAYOUT, model_file
+from churn.validation import CANDIDATE, MODELS, PRODUCTION, failed
 from stages import _args
 
 log = logging.getLogger("stages.robustness")
@@ -15,19 +16,19 @@ log = logging.getLogger("stages.robustness")
 
 def main(argv: list[str] | None = None) -> None:
     p = _args.parser(__doc__)
-    p.add_argument("--test", default="data/prepared/test.parquet")
-    p.add_argument("--models-dir", default="models")
-    p.add_argument("--out", default="metrics/robustness.json")
+    p.add_argument("--test", default=str(LAYOUT.test))
+    p.add_argument("--models-dir", default=str(LAYOUT.models_dir))
+    p.add_argument("--out", default=str(LAYOUT.metrics.robustness))
     args = p.parse_args(argv)
     params = load_params(args.params)
-    seed = section(params, "base.seed", args.params)
-    threshold = number(params, "evaluate.threshold", args.params, low=0, high=1)
-    cfg = robustness.config(params, args.params)
+    seed = read(params, BaseSettings, args.params).seed
+    threshold = read(params, EvaluateSettings, args.params).threshold
+    cfg = read(params, RobustnessSettings, args.params)
     X, y = data.xy(read_table(args.test))
     perturbed = robustness.copies(X, cfg, seed)
     # trust=True: inside `dvc repro` these files are the `train` stages' own outputs, built just
     # before this stage (a dependency of it); serving checks them against dvc.lock instead
-    models = {n: load_model(Path(args.models_dir) / f"{n}.joblib", trust=True) for n in MODELS}
+    models = {n: load_model(model_file(args.models_dir, n), trust=True) for n in MODELS}
     report = {name: robustness.evaluate(models[name], X, y, perturbed, cfg, threshold) for name in MODELS}
     save_json(report, args.out)
     log.info(

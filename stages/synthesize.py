@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from churn import synth
-from churn.io import load_params, section
+from churn.params import BaseSettings, SynthesizeSettings, load_params, read
+from churn.paths import LAYOUT
 from stages import _args
 
 log = logging.getLogger("stages.synthesize")
@@ -13,11 +14,11 @@ log = logging.getLogger("stages.synthesize")
 
 def main(argv: list[str] | None = None) -> None:
     p = _args.parser(__doc__)
-    p.add_argument("--out", default="data/raw/synthetic.csv")
+    p.add_argument("--out", default=str(LAYOUT.synthetic))
     args = p.parse_args(argv)
     params = load_params(args.params)
-    rows = section(params, "synthesize.rows", args.params)
-    seed = section(params, "base.seed", args.params)
+    seed = read(params, BaseSettings, args.params).seed
+    rows = read(params, SynthesizeSettings, args.params).rows
     df = synth.generate(rows=rows, seed=seed)
     synth.write_csv(df, args.out)
     log.info(

@@ -332,7 +332,7 @@ def serving_models(prepared, root) -> dict:
     """Fitted pipelines on the small synthetic split: the params.yaml champion and challenger specs,
     and a logistic regression."""
     from churn import data, model
-    from churn.io import load_params
+    from churn.params import load_params
 
     specs = load_params(root / "params.yaml")["models"]
     specs = {

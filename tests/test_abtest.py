@@ -10,9 +10,9 @@ from sklearn.metrics import roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
 
 from churn import abtest, metrics
-from churn.io import ParamsError
+from churn.params import AbTestSettings, ParamsError, read
 
-POLICY = abtest.Policy(alpha=0.05, min_accuracy_gain=0.005, min_roc_auc_gain=0.005, bootstrap=1000)
+POLICY = AbTestSettings(alpha=0.05, min_accuracy_gain=0.005, min_roc_auc_gain=0.005, bootstrap=1000)
 
 
 def test_mcnemar_textbook_chi_square_by_hand():
@@ -155,8 +155,12 @@ def test_compare_clearly_better_challenger_is_promoted():
 
 def test_policy_rejects_wrong_types():
     params = {"ab_test": {"alpha": "0.05", "min_accuracy_gain": 0, "min_roc_auc_gain": 0, "bootstrap": 1000}}
-    with pytest.raises(ParamsError, match=r"'ab_test.alpha' must be a number, got '0.05'"):
-        abtest.policy(params)
+    with pytest.raises(
+        ParamsError, match=r"^params.yaml: ab_test.alpha: must be a number .* \(got '0.05'\)$"
+    ):
+        read(params, AbTestSettings)
     params["ab_test"].update(alpha=0.05, bootstrap=10.5)
-    with pytest.raises(ParamsError, match=r"'ab_test.bootstrap' must be a whole number of at least 100"):
-        abtest.policy(params)
+    with pytest.raises(
+        ParamsError, match=r"ab_test.bootstrap: must be a whole number at least 100 \(got 10.5\)"
+    ):
+        read(params, AbTestSettings)

@@ -14,6 +14,7 @@ from scipy.spatial.distance import jensenshannon
 from churn import data, schema, synth
 from churn.monitoring import drift
 from churn.monitoring.store import PredictionStore, Window
+from churn.params import ParamsError
 
 
 def counts(values) -> pd.Series:
@@ -191,10 +192,12 @@ def test_reference_that_breaks_the_schema_is_refused(reference_frame, config):
 
 
 def test_config_rejects_bad_thresholds():
-    with pytest.raises(ValueError, match="alpha"):
-        drift.DriftConfig(alpha=1.5)
-    with pytest.raises(ValueError, match="unknown key"):
-        drift.DriftConfig.from_params({"alpah": 0.1})
+    with pytest.raises(
+        ParamsError, match=r"^params.yaml: monitoring.drift.alpha: must be greater than 0 and less than 1"
+    ):
+        drift.DriftConfig.from_params({"alpha": 1.5}, key="monitoring.drift")
+    with pytest.raises(ParamsError, match=r"monitoring.drift.alpah: unknown key \(allowed: min_rows,"):
+        drift.DriftConfig.from_params({"alpah": 0.1}, key="monitoring.drift")
 
 
 # -- SQL summaries equal in-memory ones ---------------------------------------------------------------

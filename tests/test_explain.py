@@ -9,7 +9,7 @@ import shap
 from scipy.special import expit
 
 from churn import data, explain, features, model, schema
-from churn.io import load_params
+from churn.params import load_params
 
 #: The space each family is explained in: forests average probabilities, the others add log-odds.
 SPACES = {
@@ -167,7 +167,7 @@ def test_unsupported_models_are_named(prepared):
 def test_month_to_month_fiber_customers_are_driven_by_contract(real_csv, root):
     """Behaviour on the real Telco data: for month-to-month fiber customers, Contract is a top driver
     and always raises the risk."""
-    from churn.io import load_params
+    from churn.params import load_params
 
     df, _ = data.load_clean(real_csv)
     train, test = data.split(df, test_size=0.2, seed=42)

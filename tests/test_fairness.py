@@ -14,7 +14,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import accuracy_score
 
 from churn import fairness
-from churn.io import ParamsError
+from churn.params import FairnessSettings, ParamsError, read
 from churn.validation import INSUFFICIENT
 
 PARAMS = {
@@ -40,7 +40,7 @@ FRAME = pd.DataFrame(
 
 def _cfg(**overrides):
     params = {"validate_fairness": {**PARAMS["validate_fairness"], **overrides}}
-    return fairness.config(params, ["gender", "SeniorCitizen", "tenure"])
+    return fairness.config(read(params, FairnessSettings), ["gender", "SeniorCitizen", "tenure"])
 
 
 def test_hand_built_frame_matches_fairlearn_and_hand_values():
@@ -120,11 +120,23 @@ def test_bootstrap_is_seeded():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"attributes": ["gender", "Age"]}, r"'validate_fairness.attributes' lists \['Age'\], not column"),
-        ({"attributes": "gender"}, r"'validate_fairness.attributes' must be a non-empty list"),
-        ({"max_accuracy_gap": "ten"}, r"'validate_fairness.max_accuracy_gap' must be a number, got 'ten'"),
-        ({"max_accuracy_gap": 1.5}, r"'validate_fairness.max_accuracy_gap' must be between 0 and 1"),
-        ({"min_group_size": True}, r"'validate_fairness.min_group_size' must be a whole number"),
+        ({"attributes": ["gender", "Age"]}, r"validate_fairness.attributes: lists \['Age'\], not column"),
+        (
+            {"attributes": "gender"},
+            r"validate_fairness.attributes: must be a non-empty list of names \(got 'gender'\)",
+        ),
+        (
+            {"max_accuracy_gap": "ten"},
+            r"validate_fairness.max_accuracy_gap: must be null or a number at least 0 and at most 1 \(got 'ten'\)",
+        ),
+        (
+            {"max_accuracy_gap": 1.5},
+            r"validate_fairness.max_accuracy_gap: must be at least 0 and at most 1 \(got 1.5\)",
+        ),
+        (
+            {"min_group_size": True},
+            r"validate_fairness.min_group_size: must be a whole number at least 1 \(got True\)",
+        ),
     ],
 )
 def test_bad_params_name_key_and_rule(overrides, message):
@@ -134,5 +146,5 @@ def test_bad_params_name_key_and_rule(overrides, message):
 
 def test_missing_key_is_named():
     params = {"validate_fairness": {k: v for k, v in PARAMS["validate_fairness"].items() if k != "bootstrap"}}
-    with pytest.raises(ParamsError, match="key 'validate_fairness.bootstrap' is missing"):
-        fairness.config(params, ["gender"])
+    with pytest.raises(ParamsError, match="validate_fairness.bootstrap: is missing"):
+        read(params, FairnessSettings)

@@ -28,21 +28,6 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
-def test_params_errors(tmp_path):
-    with pytest.raises(io.ParamsError, match="not found"):
-        io.load_params(tmp_path / "missing.yaml")
-    bad = tmp_path / "p.yaml"
-    bad.write_text("a: [1,\n")
-    with pytest.raises(io.ParamsError, match="not valid YAML"):
-        io.load_params(bad)
-    bad.write_text("- 1\n")
-    with pytest.raises(io.ParamsError, match="must be a mapping"):
-        io.load_params(bad)
-    with pytest.raises(io.ParamsError, match="key 'base.seed' is missing"):
-        io.section({"base": {}}, "base.seed")
-    assert io.section({"a": {"b": 3}}, "a.b") == 3
-
-
 def test_md5_matches_hashlib(tmp_path):
     import hashlib
 

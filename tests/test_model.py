@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from churn import data, model, schema
-from churn.io import ParamsError, load_params
+from churn.params import ParamsError, load_params
 
 CHAMPION = {"estimator": "random_forest", "params": {"n_estimators": 100}}
 
@@ -36,12 +36,24 @@ def test_every_family_builds_fits_and_predicts(family, prepared):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"estimator": "xgboost"}, "'models.m.estimator' is 'xgboost', must be one of"),
-        ({"estimator": "random_forest", "params": {"n_trees": 5}}, "unknown hyperparameter(s) ['n_trees']"),
-        ({"estimator": "random_forest", "params": {"n_estimators": -5}}, "'models.m.params' is invalid"),
-        ({"estimator": "random_forest", "params": [1]}, "must be a mapping of hyperparameters"),
-        ({"params": {}}, "must be a mapping with 'estimator'"),
-        ({"estimator": "random_forest", "extra": 1}, "unknown key(s) ['extra']"),
+        ({"estimator": "xgboost"}, "models.m.estimator: must be one of extra_trees, "),
+        (
+            {"estimator": "random_forest", "params": {"n_trees": 5}},
+            "models.m.params.n_trees: unknown hyperparameter",
+        ),
+        (
+            {"estimator": "random_forest", "params": {"n_estimators": -5}},
+            "models.m.params.n_estimators: must be an int in the range [1, inf) (got -5)",
+        ),
+        (
+            {"estimator": "random_forest", "params": [1]},
+            "models.m.params: must be a mapping of hyperparameter",
+        ),
+        ({"params": {}}, "models.m.estimator: is missing"),
+        (
+            {"estimator": "random_forest", "extra": 1},
+            "models.m.extra: unknown key (allowed: estimator, params)",
+        ),
     ],
 )
 def test_bad_specs_name_key_and_rule(spec, message):

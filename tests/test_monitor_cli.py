@@ -115,11 +115,12 @@ def test_replay_drift_check_alerts_webhook_feedback_performance(
 
 def test_the_monitor_scores_with_the_model_it_is_handed(monitor_root):
     from churn import schema
-    from churn.io import load_params, read_table
-    from churn.monitoring.monitor import Monitor, Settings
+    from churn.io import read_table
+    from churn.monitoring.monitor import Monitor
+    from churn.params import MonitoringSettings, load_params
     from churn.serving import Predictor
 
-    settings = Settings.from_params(load_params(monitor_root / "params.yaml"))
+    settings = MonitoringSettings.from_params(load_params(monitor_root / "params.yaml").get("monitoring"))
     store = PredictionStore()
     with pytest.raises(ValueError, match="handed no model"):
         Monitor(settings, store, root=monitor_root).holdout()

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from churn import cli, data, promotion, registry, tracking
-from churn.io import ParamsError, file_md5
+from churn.io import file_md5
+from churn.params import ParamsError
 
 pytestmark = pytest.mark.slow
 

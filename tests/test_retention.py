@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from churn import retention, schema
-from churn.io import ParamsError
+from churn.params import DEMOGRAPHICS, HISTORY, ParamsError
 
 KEY = "gsk_test_SECRET_key_123"
 FAST = retention.RetentionSettings(email_budget_seconds=1.0, max_retries=1)
@@ -55,10 +55,10 @@ def test_actions_lower_the_risk_they_claim(serving_models, risky):
 
 
 def test_actions_only_offer_what_a_retention_team_can(serving_models, risky):
-    settings = retention.RetentionSettings(max_actions=50, min_reduction_points=-100.0)
+    settings = retention.RetentionSettings.model_construct(max_actions=50, min_reduction_points=-100.0)
     changes = retention.candidate_changes(risky, settings)
     features = {c[0] for c in changes}
-    assert not features & set(retention.DEMOGRAPHICS + retention.HISTORY)
+    assert not features & set(DEMOGRAPHICS + HISTORY)
     contract = sorted(c[1] for c in changes if c[0] == "Contract")
     assert contract == ["One year", "Two year"]
     assert {c[1] for c in changes if c[0] == "PaymentMethod"} == {
@@ -81,15 +81,24 @@ def test_actions_only_offer_what_a_retention_team_can(serving_models, risky):
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"actionable": ["Contract", "gender"]}, "'retention.actionable' must not list demographics"),
-        ({"actionable": ["tenure"]}, "or history ['tenure']"),
-        ({"actionable": ["StreamingTVs"]}, "without a retention offer ['StreamingTVs']"),
-        ({"max_retries": 3}, "'retention.max_retries' must be a number between 0 and 1"),
-        ({"email_budget_seconds": "6"}, "'retention.email_budget_seconds' must be a number between 0.5"),
-        ({"email_budget_seconds": 0}, "'retention.email_budget_seconds' must be a number between 0.5 and 60"),
-        ({"timeout_seconds": 8}, "'timeout_seconds' became 'email_budget_seconds'"),
-        ({"modle": "x"}, "unknown key(s) ['modle'] in 'retention'"),
-        ({"fallback_models": "openai/gpt-oss-20b"}, "'retention.fallback_models' must be a list"),
+        (
+            {"actionable": ["Contract", "gender"]},
+            "retention.actionable: must not list gender (demographics or history)",
+        ),
+        ({"actionable": ["tenure"]}, "must not list tenure (demographics or history)"),
+        ({"actionable": ["StreamingTVs"]}, "retention.actionable: lists StreamingTVs; allowed: Contract, "),
+        ({"max_retries": 3}, "retention.max_retries: must be at least 0 and at most 1 (got 3)"),
+        ({"email_budget_seconds": "6"}, "retention.email_budget_seconds: must be a number at least 0.5"),
+        (
+            {"email_budget_seconds": 0},
+            "retention.email_budget_seconds: must be at least 0.5 and at most 60 (got 0)",
+        ),
+        ({"timeout_seconds": 8}, "retention.timeout_seconds: unknown key (renamed: email_budget_seconds)"),
+        ({"modle": "x"}, "retention.modle: unknown key (allowed: model, fallback_models,"),
+        (
+            {"fallback_models": "openai/gpt-oss-20b"},
+            "retention.fallback_models: must be a non-empty list of names",
+        ),
     ],
 )
 def test_bad_settings_name_key_and_rule(section, message):
@@ -99,7 +108,7 @@ def test_bad_settings_name_key_and_rule(section, message):
 
 
 def test_params_yaml_section_loads(root):
-    from churn.io import load_params
+    from churn.params import load_params
 
     settings = retention.RetentionSettings.from_params(load_params(root / "params.yaml")["retention"])
     assert settings.model == "llama-3.1-8b-instant"

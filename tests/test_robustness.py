@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from churn import data, robustness, schema
-from churn.io import ParamsError
+from churn.params import ParamsError, RobustnessSettings, read
 
 PARAMS = {
     "robustness": {
@@ -72,7 +72,7 @@ def test_perturbations_are_seeded_and_independent_per_level(test_xy):
 
 def test_imputing_model_survives_every_perturbation(fitted, test_xy):
     X, y = test_xy
-    cfg = robustness.config(PARAMS)
+    cfg = read(PARAMS, RobustnessSettings)
     result = robustness.evaluate(fitted, X, y, robustness.copies(X, cfg, 1), cfg)
     assert not any("error" in e for by_level in result["perturbations"].values() for e in by_level.values())
     noise = result["perturbations"]["noise"]["0.2"]
@@ -84,7 +84,7 @@ def test_imputing_model_survives_every_perturbation(fitted, test_xy):
 
 def test_model_that_breaks_on_nan_fails_robustness_without_crashing(nan_breaking_model, test_xy):
     X, y = test_xy
-    cfg = robustness.config(PARAMS)
+    cfg = read(PARAMS, RobustnessSettings)
     result = robustness.evaluate(nan_breaking_model, X, y, robustness.copies(X, cfg, 1), cfg)
     assert "NaN" in result["perturbations"]["missing"]["0.1"]["error"]
     assert "error" not in result["perturbations"]["noise"]["0.2"]
@@ -98,14 +98,20 @@ def test_model_that_breaks_on_nan_fails_robustness_without_crashing(nan_breaking
     [
         (
             lambda p: p["gates"]["noise"].update(level=0.3),
-            r"'robustness.gates.noise.level' is 0.3, must be one of",
+            r"robustness.gates.noise.level: must be one of robustness.levels.noise \(got 0.3\)",
         ),
-        (lambda p: p["levels"].update(flip=[0.1, "x"]), r"'robustness.levels.flip' must be a non-empty list"),
+        (
+            lambda p: p["levels"].update(flip=[0.1, "x"]),
+            r"robustness.levels.flip: must be a non-empty list of numbers greater than 0 and at most 1",
+        ),
         (
             lambda p: p["gates"].update(shuffle={}),
-            r"'robustness.gates' has unknown perturbation\(s\) \['shuffle'\]",
+            r"robustness.gates.shuffle: unknown key \(allowed: noise, flip, missing\)",
         ),
-        (lambda p: p["gates"]["flip"].update(max_roc_auc_drop="0.1"), r"max_roc_auc_drop' must be a number"),
+        (
+            lambda p: p["gates"]["flip"].update(max_roc_auc_drop="0.1"),
+            r"robustness.gates.flip.max_roc_auc_drop: must be a number",
+        ),
     ],
 )
 def test_bad_params_name_key_and_rule(change, message):
@@ -113,7 +119,7 @@ def test_bad_params_name_key_and_rule(change, message):
     params["robustness"]["gates"] = {k: dict(v) for k, v in PARAMS["robustness"]["gates"].items()}
     change(params["robustness"])
     with pytest.raises(ParamsError, match=message):
-        robustness.config(params)
+        read(params, RobustnessSettings)
 
 
 def test_drop_is_zero_for_a_constant_model(test_xy):
@@ -123,6 +129,6 @@ def test_drop_is_zero_for_a_constant_model(test_xy):
         def predict_proba(self, frame):
             return np.tile([0.7, 0.3], (len(frame), 1))
 
-    cfg = robustness.config(PARAMS)
+    cfg = read(PARAMS, RobustnessSettings)
     result = robustness.evaluate(Constant(), X, y, robustness.copies(X, cfg, 1), cfg)
     assert all(g["value"] == 0 and g["passed"] for g in result["gates"].values())

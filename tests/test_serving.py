@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from churn import data, retention, schema
-from churn.io import ParamsError
-from churn.serving import Predictor, ServingSettings, risk_levels
+from churn.params import ParamsError, ServingSettings
+from churn.serving import Predictor, risk_levels
 
 
 @pytest.fixture()
@@ -56,12 +56,12 @@ def test_predict_matches_the_pipeline_and_logs_each_row(challenger, rows, store,
 
 
 def test_risk_bands_follow_params():
-    settings = ServingSettings(medium=0.3, high=0.6)
+    settings = ServingSettings.from_params({"risk_bands": {"medium": 0.3, "high": 0.6}})
     got = risk_levels(np.array([0.0, 0.2999, 0.3, 0.5999, 0.6, 1.0]), settings)
     assert list(got) == ["Low", "Low", "Medium", "Medium", "High", "High"]
-    with pytest.raises(ParamsError, match="'serving.risk_bands.medium' must be below"):
+    with pytest.raises(ParamsError, match="serving.risk_bands.medium: must be below serving.risk_bands.high"):
         ServingSettings.from_params({"risk_bands": {"medium": 0.7, "high": 0.6}})
-    with pytest.raises(ParamsError, match="'serving.chunk_size' must be a positive whole number"):
+    with pytest.raises(ParamsError, match=r"serving.chunk_size: must be at least 1 \(got 0\)"):
         ServingSettings.from_params({"chunk_size": 0})
 
 

@@ -17,7 +17,8 @@ import yaml
 
 from churn import cli
 from churn.data import DataError
-from churn.io import ParamsError, file_md5
+from churn.io import file_md5
+from churn.params import ParamsError
 from stages import ab_test, report, robustness, validate_fairness
 
 OUTPUTS = ("fairness.json", "robustness.json", "ab_test.json", "validation.json", "model_card.md")
@@ -195,14 +196,18 @@ def test_missing_inputs_name_the_file_and_write_nothing(workspace):
         (
             "validate_fairness.max_accuracy_gap",
             "ten",
-            r"'validate_fairness.max_accuracy_gap' must be a number",
+            r"validate_fairness.max_accuracy_gap: must be null or a number",
         ),
         (
             "validate_fairness.attributes",
             ["gender", "age"],
             r"lists \['age'\], not column\(s\) of the test data",
         ),
-        ("evaluate.threshold", "0.5", r"'evaluate.threshold' must be a number, got '0.5'"),
+        (
+            "evaluate.threshold",
+            "0.5",
+            r"evaluate.threshold: must be a number at least 0 and at most 1 \(got '0.5'\)",
+        ),
     ],
 )
 def test_bad_params_stop_the_stage_before_writing(workspace, key, value, message):
@@ -224,7 +229,7 @@ def test_stage_command_prints_one_clear_line_and_exits_1(workspace, root):
         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 1
-    assert "'robustness.gates.noise.level' is 0.3, must be one of robustness.levels.noise" in proc.stderr
+    assert "robustness.gates.noise.level: must be one of robustness.levels.noise (got 0.3)" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from churn import validation
 from churn.data import DataError
-from churn.io import ParamsError
+from churn.params import ParamsError, ReportSettings, read
 from churn.validation import FAIL, INSUFFICIENT, PASS, gate
 
 MINIMUMS = {"accuracy": 0.75, "precision": 0.5, "recall": 0.4, "f1": 0.45, "roc_auc": 0.8}
@@ -30,25 +30,23 @@ def test_gate_rules():
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("0.8", r"'report.minimums.accuracy' must be a number, got '0.8' \(str\)"),
-        (True, r"must be a number, got True \(bool\)"),
-        (1.2, r"'report.minimums.accuracy' must be between 0 and 1, got 1.2"),
-        (None, r"must be a number, got None"),
+        ("0.8", r"report.minimums.accuracy: must be a number at least 0 and at most 1 \(got '0.8'\)"),
+        (True, r"must be a number at least 0 and at most 1 \(got True\)"),
+        (1.2, r"report.minimums.accuracy: must be at least 0 and at most 1 \(got 1.2\)"),
+        (None, r"must be a number at least 0 and at most 1 \(got None\)"),
     ],
 )
 def test_minimums_wrong_type_names_key_and_rule(value, message):
     params = {"report": {"minimums": {**MINIMUMS, "accuracy": value}}}
     with pytest.raises(ParamsError, match=message):
-        validation.check_minimums(params, "params.yaml")
+        read(params, ReportSettings, "params.yaml")
 
 
 def test_minimums_missing_and_unknown_metrics():
-    with pytest.raises(ParamsError, match="key 'report.minimums.recall' is missing"):
-        validation.check_minimums(
-            {"report": {"minimums": {k: v for k, v in MINIMUMS.items() if k != "recall"}}}
-        )
-    with pytest.raises(ParamsError, match=r"unknown metric\(s\) \['auc'\]"):
-        validation.check_minimums({"report": {"minimums": {**MINIMUMS, "auc": 0.8}}})
+    with pytest.raises(ParamsError, match="report.minimums.recall: is missing"):
+        read({"report": {"minimums": {k: v for k, v in MINIMUMS.items() if k != "recall"}}}, ReportSettings)
+    with pytest.raises(ParamsError, match=r"report.minimums.auc: unknown key \(allowed: accuracy, precision"):
+        read({"report": {"minimums": {**MINIMUMS, "auc": 0.8}}}, ReportSettings)
 
 
 def _results(fair_status: str = PASS) -> tuple[dict, dict, dict]:

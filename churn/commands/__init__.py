@@ -1,7 +1,7 @@
 """Subcommands of the `churn` CLI, grouped by area; errors users can fix are listed here."""
 
 from churn.data import DataError
-from churn.io import ParamsError
+from churn.params import ParamsError
 from churn.schema import SchemaError
 
 

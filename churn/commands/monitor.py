@@ -119,17 +119,15 @@ def _time(value: str | None, flag: str) -> datetime | None:
 
 
 def _monitor(args: argparse.Namespace):
-    from dataclasses import replace
-
-    from churn.io import load_params
-    from churn.monitoring.monitor import Monitor, Settings
+    from churn.monitoring.monitor import Monitor
     from churn.monitoring.store import PredictionStore
+    from churn.params import MonitoringSettings, load_params
 
     params_path = Path(args.params)
     params = load_params(params_path)
-    settings = Settings.from_params(params, str(params_path))
+    settings = MonitoringSettings.from_params(params.get("monitoring"), str(params_path))
     if getattr(args, "model", None):
-        settings = replace(settings, model=args.model)
+        settings = settings.model_copy(update={"model": args.model})
     root = params_path.parent
 
     def load_predictor():
@@ -241,15 +239,18 @@ def _check(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from churn.monitoring import simulate
+    from churn.params import BaseSettings
 
     monitor, params = _monitor(args)
     settings = monitor.settings
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")
-    seed = args.seed if args.seed is not None else int((params.get("base") or {}).get("seed", 42))
+    seed = args.seed
+    if seed is None:
+        seed = BaseSettings.from_params(params["base"], args.params).seed if "base" in params else 42
     scenario = simulate.Scenario.get(args.scenario, settings.scenarios)
-    days = args.days if args.days is not None else settings.days
-    onset = args.onset if args.onset is not None else settings.onset
+    days = args.days if args.days is not None else settings.simulate.days
+    onset = args.onset if args.onset is not None else settings.simulate.onset
     customers = simulate.traffic(args.n, scenario, days=days, onset=onset, seed=seed)
     from churn.serving import Predictor
 
@@ -258,7 +259,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.outcomes:
         from churn.io import write_csv
 
-        write_csv(simulate.outcomes_frame(customers, settings.outcome_delay_days), args.outcomes)
+        write_csv(simulate.outcomes_frame(customers, settings.simulate.outcome_delay_days), args.outcomes)
     sys.stdout.write(
         f"replayed {logged} customers through {predictor.model_name} over {days:g} days "
         f"(scenario {scenario.name}, onset {onset:g}, seed {seed}) into {redact_url(monitor.store.url)}\n"

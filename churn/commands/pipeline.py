@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from churn.paths import LAYOUT
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write Telco-schema synthetic customers to a CSV")
     p.add_argument("--rows", type=int, default=7043, help="number of customers (default 7043)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    p.add_argument("-o", "--out", default="data/raw/synthetic.csv", help="output CSV path")
+    p.add_argument("-o", "--out", default=str(LAYOUT.synthetic), help="output CSV path")
     p.add_argument(
         "--calibrate",
         metavar="REAL_CSV",
@@ -30,7 +32,7 @@ def _synth(args: argparse.Namespace) -> int:
     from churn import synth
 
     if args.calibrate:
-        out = args.out if args.out != "data/raw/synthetic.csv" else synth.FIGURES_PATH
+        out = args.out if args.out != str(LAYOUT.synthetic) else synth.FIGURES_PATH
         synth.calibrate_main(args.calibrate, out)
         sys.stdout.write(f"calibrated figures written to {out}\n")
         return 0

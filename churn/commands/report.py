@@ -15,22 +15,28 @@ from typing import Any
 from churn import report
 from churn.commands import UsageError
 from churn.io import save_text
+from churn.paths import LAYOUT
 from churn.validation import MODELS
 
 log = logging.getLogger(__name__)
 
-PLOTS_DIR = "metrics/plots"
-VALIDATION = "metrics/validation.json"
-AB_TEST = "metrics/ab_test.json"
+_METRICS = LAYOUT.metrics
+PLOTS_DIR = _METRICS.plots_dir.as_posix()
+VALIDATION = _METRICS.validation.as_posix()
+AB_TEST = _METRICS.ab_test.as_posix()
 #: The detailed results the report compares. DVC declares only the scorecard (metrics/scorecard/) as
 #: metrics; these are plain git-tracked outputs, so `dvc metrics diff/show` are given them as targets.
-DETAIL_METRICS = (
-    "metrics/data.json",
-    *(f"metrics/{stage}/{model}.json" for stage in ("train", "evaluate") for model in MODELS),
-    "metrics/fairness.json",
-    "metrics/robustness.json",
-    AB_TEST,
-    VALIDATION,
+DETAIL_METRICS = tuple(
+    p.as_posix()
+    for p in (
+        _METRICS.data,
+        *(_METRICS.train(model) for model in MODELS),
+        *(_METRICS.evaluate(model) for model in MODELS),
+        _METRICS.fairness,
+        _METRICS.robustness,
+        _METRICS.ab_test,
+        _METRICS.validation,
+    )
 )
 TIMEOUT = 300
 PNG_SIZE = {"width": 720, "height": 480}

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from churn.commands import UsageError
+from churn.paths import LAYOUT, Metrics
 from churn.redact import redact_url
 
-VALIDATION = "metrics/validation.json"
+VALIDATION = LAYOUT.metrics.validation.as_posix()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,8 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--params", default="params.yaml", help="params file to rewrite (default: params.yaml)")
-    p.add_argument("--metrics-dir", default="metrics", help="where validation.json and ab_test.json are")
-    p.add_argument("--model", default="models/challenger.joblib", help="the challenger model file")
+    p.add_argument(
+        "--metrics-dir", default=str(LAYOUT.metrics.dir), help="where validation.json and ab_test.json are"
+    )
+    p.add_argument("--model", default=str(LAYOUT.model("challenger")), help="the challenger model file")
     p.add_argument(
         "--version", help="promote this registered version instead (e.g. a rollback; needs --force)"
     )
@@ -100,8 +103,8 @@ def _gate(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     from churn import promotion
 
-    metrics_dir = Path(args.metrics_dir)
-    verdict, ab = _read(metrics_dir / "validation.json"), _read(metrics_dir / "ab_test.json")
+    metrics = Metrics(args.metrics_dir)
+    verdict, ab = _read(metrics.validation), _read(metrics.ab_test)
     if not args.version and not Path(args.model).exists():
         raise UsageError(f"{args.model}: challenger model not found (run `dvc repro`)")
     result = promotion.promote_checked(
@@ -136,9 +139,9 @@ def _track(args: argparse.Namespace) -> int:
 
 def _registry(args: argparse.Namespace) -> int:
     from churn import registry
-    from churn.io import load_params, section
+    from churn.params import MlflowSettings, load_params, read
 
-    name = section(load_params(args.params), "mlflow.registered_model", args.params)
+    name = read(load_params(args.params), MlflowSettings, args.params).registered_model
     rows = registry.list_versions(name)
     if args.json:
         sys.stdout.write(json.dumps(rows, indent=2, sort_keys=True) + "\n")

@@ -13,6 +13,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from churn import schema
+from churn.params import DriftConfig
 
 log = logging.getLogger(__name__)
 
@@ -324,45 +325,6 @@ def weighted_quantile_edges(counts: pd.Series, n_bins: int) -> np.ndarray:
 #   is not the alarm: with small windows its sampling noise alone reaches ~(bins-1)/n.
 # * Dataset drift: the share of drifted features reaches `dataset_drift_share`.
 # * Fewer than `min_rows` predictions: "not enough data" — no statistics, no alarm.
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """Thresholds of the drift engine (`params.yaml: monitoring.drift`)."""
-
-    min_rows: int = 100
-    stat_test_max_rows: int = 1000
-    alpha: float = 0.025
-    bonferroni: bool = True
-    wasserstein_threshold: float = 0.1
-    jensen_shannon_threshold: float = 0.1
-    psi_bins: int = 10
-    psi_moderate: float = 0.1
-    psi_major: float = 0.25
-    dataset_drift_share: float = 0.05
-
-    def __post_init__(self) -> None:
-        checks = {
-            "min_rows": self.min_rows >= 2,
-            "stat_test_max_rows": self.stat_test_max_rows >= 0,
-            "alpha": 0 < self.alpha < 1,
-            "wasserstein_threshold": self.wasserstein_threshold > 0,
-            "jensen_shannon_threshold": self.jensen_shannon_threshold > 0,
-            "psi_bins": self.psi_bins >= 2,
-            "psi_moderate": 0 < self.psi_moderate <= self.psi_major,
-            "dataset_drift_share": 0 < self.dataset_drift_share <= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"monitoring.drift: invalid value for {bad} (see params.yaml comments)")
-
-    @classmethod
-    def from_params(cls, section: dict | None) -> DriftConfig:
-        section = dict(section or {})
-        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"monitoring.drift: unknown key(s) {unknown}")
-        return cls(**section)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,70 +14,10 @@ import pandas as pd
 from churn import data, io, schema
 from churn.monitoring import alerts as alerting
 from churn.monitoring import drift, performance
-from churn.monitoring.simulate import DEFAULT_KNOBS
 from churn.monitoring.store import Alert, PredictionStore, Window
+from churn.params import MonitoringSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """`params.yaml: monitoring` — where the reference lives and every threshold."""
-
-    reference: str = "data/prepared/train.parquet"
-    holdout: str = "data/prepared/test.parquet"
-    model: str = "champion"
-    window: int = 1000
-    drift: drift.DriftConfig = field(default_factory=drift.DriftConfig)
-    threshold: float = 0.5
-    max_drop: float = 0.05
-    min_labelled: int = 100
-    unit: str = "week"
-    days: float = 7.0
-    onset: float = 0.5
-    outcome_delay_days: float = 30.0
-    scenarios: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None, source: str = "params.yaml") -> Settings:
-        """Settings from the whole params dict (its `monitoring` section; missing keys keep defaults)."""
-        section = dict((params or {}).get("monitoring") or {})
-        try:
-            flat: dict[str, Any] = {}
-            for key in ("reference", "holdout", "model", "window"):
-                if key in section:
-                    flat[key] = section.pop(key)
-            flat["drift"] = drift.DriftConfig.from_params(section.pop("drift", None))
-            for group, keys in (
-                ("performance", ("threshold", "max_drop", "min_labelled", "unit")),
-                ("simulate", ("days", "onset", "outcome_delay_days")),
-            ):
-                sub = dict(section.pop(group, None) or {})
-                unknown = sorted(set(sub) - set(keys))
-                if unknown:
-                    raise ValueError(f"monitoring.{group}: unknown key(s) {unknown}")
-                flat.update(sub)
-            flat["scenarios"] = dict(section.pop("scenarios", None) or {})
-            if section:
-                raise ValueError(f"monitoring: unknown key(s) {sorted(section)}")
-            settings = cls(**flat)
-            settings.check()
-        except (TypeError, ValueError) as exc:
-            raise io.ParamsError(f"{source}: {exc}") from exc
-        return settings
-
-    def check(self) -> None:
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ValueError(f"monitoring.window must be a positive whole number, got {self.window!r}")
-        if not 0 < self.threshold < 1:
-            raise ValueError("monitoring.performance.threshold must be in (0, 1)")
-        if not 0 <= self.max_drop < 1:
-            raise ValueError("monitoring.performance.max_drop must be in [0, 1)")
-        if self.unit not in performance.FREQUENCIES:
-            raise ValueError(f"monitoring.performance.unit must be one of {list(performance.FREQUENCIES)}")
-        unknown = sorted(set(self.scenarios) - set(DEFAULT_KNOBS))
-        if unknown:
-            raise ValueError(f"monitoring.scenarios: unknown scenario(s) {unknown}")
 
 
 class Monitor:
@@ -90,7 +29,7 @@ class Monitor:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: MonitoringSettings,
         store: PredictionStore | None = None,
         root: str | Path = ".",
         predictor: Any = None,
@@ -189,7 +128,7 @@ class Monitor:
 
     def holdout_metrics(self) -> dict:
         proba, y = self.holdout()
-        return performance.live_metrics(y, proba, self.settings.threshold)
+        return performance.live_metrics(y, proba, self.settings.performance.threshold)
 
     def estimate_window(self, summary: drift.Summary) -> dict:
         """CBPE on a window's probability counts, calibrated on the held-out split."""
@@ -197,38 +136,47 @@ class Monitor:
         counts = summary.numeric[drift.PREDICTION]
         calibrator = performance.fit_calibrator(proba, y)
         return performance.estimate(
-            counts.index.to_numpy(), calibrator, self.settings.threshold, weights=counts.to_numpy()
+            counts.index.to_numpy(),
+            calibrator,
+            self.settings.performance.threshold,
+            weights=counts.to_numpy(),
         )
 
     def performance(self, window: Window, unit: str | None = None) -> dict:
         """Live metrics (when outcomes exist), the label-free estimate, and both per time window."""
-        unit = unit or self.settings.unit
+        unit = unit or self.settings.performance.unit
         selection = self.store.select(window)
         if selection.n == 0:
             raise ValueError(f"the window is empty ({window.describe()}): no logged predictions")
         proba, y = self.holdout()
         calibrator = performance.fit_calibrator(proba, y)
         probs = self.store.read(selection, columns=["created_at", "probability"])
-        estimated = performance.estimate(probs["probability"].to_numpy(), calibrator, self.settings.threshold)
+        estimated = performance.estimate(
+            probs["probability"].to_numpy(), calibrator, self.settings.performance.threshold
+        )
         labelled = self.store.labelled(selection)
         live = None
-        if len(labelled) >= self.settings.min_labelled:
+        if len(labelled) >= self.settings.performance.min_labelled:
             live = performance.live_metrics(
-                labelled["churned"].to_numpy(), labelled["probability"].to_numpy(), self.settings.threshold
+                labelled["churned"].to_numpy(),
+                labelled["probability"].to_numpy(),
+                self.settings.performance.threshold,
             )
         return {
             "window": window.describe(),
             "n_predictions": selection.n,
             "n_labelled": len(labelled),
-            "min_labelled": self.settings.min_labelled,
+            "min_labelled": self.settings.performance.min_labelled,
             "reference": self.holdout_metrics(),
             "estimated": estimated,
             "live": live,
             "estimated_vs_live": performance.compare(estimated, live) if live else None,
             "over_time": {
                 "unit": unit,
-                "estimated": performance.estimate_over_time(probs, calibrator, unit, self.settings.threshold),
-                "live": performance.live_over_time(labelled, unit, self.settings.threshold),
+                "estimated": performance.estimate_over_time(
+                    probs, calibrator, unit, self.settings.performance.threshold
+                ),
+                "live": performance.live_over_time(labelled, unit, self.settings.performance.threshold),
             },
         }
 
@@ -245,15 +193,15 @@ class Monitor:
             estimate = self.estimate_window(summary)
             labelled = self.store.labelled(selection)
             live = None
-            if len(labelled) >= self.settings.min_labelled:
+            if len(labelled) >= self.settings.performance.min_labelled:
                 live = performance.live_metrics(
                     labelled["churned"].to_numpy(),
                     labelled["probability"].to_numpy(),
-                    self.settings.threshold,
+                    self.settings.performance.threshold,
                 )
             report["performance"] = {"estimated": estimate, "live": live, "reference": self.holdout_metrics()}
             fired += alerting.from_performance(
-                estimate, live, self.holdout_metrics(), self.settings.max_drop, window.describe()
+                estimate, live, self.holdout_metrics(), self.settings.performance.max_drop, window.describe()
             )
         return report, fired
 

@@ -13,17 +13,13 @@ import numpy as np
 import pandas as pd
 
 from churn import data, schema, synth
+from churn.params import ScenarioSettings
 
 log = logging.getLogger(__name__)
 
 #: Default knobs of each scenario (`params.yaml: monitoring.scenarios` overrides them).
 DEFAULT_KNOBS: dict[str, dict[str, float]] = {
-    "none": {},
-    "price_increase": {"factor": 1.15},
-    "contract_mix": {"month_to_month_share": 0.8},
-    "new_fiber_customers": {"share": 0.4, "max_tenure": 12},
-    "senior_surge": {"senior_share": 0.45},
-    "tenure_in_years": {},
+    name: ScenarioSettings().knobs(name) for name in ScenarioSettings.model_fields
 }
 
 #: What each scenario does, in words (shown by `churn monitor simulate --help` and the README).
@@ -51,23 +47,14 @@ class Scenario:
     knobs: dict[str, float]
 
     @classmethod
-    def get(cls, name: str, params: dict[str, Any] | None = None) -> Scenario:
-        """The scenario `name` with knobs from `params` (the `monitoring.scenarios` section)."""
+    def get(cls, name: str, scenarios: ScenarioSettings | dict[str, Any] | None = None) -> Scenario:
+        """The scenario `name` with its knobs from `scenarios` (the checked `monitoring.scenarios`
+        settings, or that section as a dict: ParamsError names a bad knob)."""
         if name not in DEFAULT_KNOBS:
             raise ValueError(f"scenario must be one of {list(SCENARIOS)}, got {name!r}")
-        override = dict((params or {}).get(name) or {})
-        unknown = sorted(set(override) - set(DEFAULT_KNOBS[name]))
-        if unknown:
-            raise ValueError(f"monitoring.scenarios.{name}: unknown knob(s) {unknown}")
-        knobs = {**DEFAULT_KNOBS[name], **override}
-        for key, value in knobs.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(
-                    f"monitoring.scenarios.{name}.{key} must be a positive number, got {value!r}"
-                )
-            if key.endswith("share") and not value < 1:
-                raise ValueError(f"monitoring.scenarios.{name}.{key} must be below 1, got {value!r}")
-        return cls(name, knobs)
+        if not isinstance(scenarios, ScenarioSettings):
+            scenarios = ScenarioSettings.from_params(scenarios, key="monitoring.scenarios")
+        return cls(name, scenarios.knobs(name))
 
     def customers(self, n: int, seed: int) -> pd.DataFrame:
         """`n` customers in raw CSV form (customerID, 19 features, Churn), shifted by this scenario."""
