@@ -56,7 +56,7 @@ def serving_costs(spec: dict, X, y) -> dict[str, float]:
         pipeline = model.build("candidate", spec, seed=42).fit(X, y)
         explainer = explain.Explainer(pipeline, X.sample(200, random_state=0))
         Xt = pipeline[:-1].transform(X)  # as the serving path explains: rows already encoded
-        forest = compiled.Forest.build(pipeline[-1])  # the serving path's probability for forests
+        forest = compiled.Trees.build(pipeline[-1])  # the serving path's probability for a few rows
         times = []
         for i in range(20):
             t = time.perf_counter()

@@ -1,11 +1,12 @@
 """Exact, low-overhead evaluators of fitted pipeline parts, for the serving hot path.
 
 scikit-learn's general machinery costs milliseconds per call whatever the batch size: the
-column transformer's DataFrame round trips (~10 ms) and a forest's per-tree joblib dispatch
-(~0.1 ms per tree: 8.6 ms for one customer and 100 trees, bench/results/serving.json). For the
-handful of rows the app scores per request, these evaluators read the fitted parameters and
-compute the same numbers in microseconds. Each `build` checks itself against the real estimator
-on probe rows and returns None (the caller then uses scikit-learn) unless the results agree.
+column transformer's DataFrame round trips (~10 ms), a forest's per-tree joblib dispatch
+(~0.1 ms per tree) and gradient boosting's per-call set-up (~1.7 ms for one customer,
+bench/results/serving.json). For the handful of rows the app scores per request, `Columns`
+reads the fitted preprocessing's parameters and treelite's GTIL walks the fitted trees, in
+microseconds. Each `build` checks itself against scikit-learn on probe rows and returns None
+(the caller then uses scikit-learn) unless the results agree bit for bit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
+from threadpoolctl import threadpool_limits
 
 from churn import schema
 
@@ -106,8 +109,7 @@ class Columns:
             scale = scaler.scale_ if scaler.with_std else scale
         compiled = cls(num_cols, mean, scale, cat_cols, cat.steps[1][1].categories_)
         probe = _probe_records()
-        as_text = pd.DataFrame(probe).astype(str)
-        as_text.loc[len(as_text)] = {**as_text.iloc[0], "tenure": "0", "TotalCharges": " "}
+        as_text = _probe_frame()
         same = np.array_equal(compiled.transform(probe), pipeline[:-1].transform(pd.DataFrame(probe)))
         same = same and np.array_equal(compiled.transform_frame(as_text), pipeline[:-1].transform(as_text))
         if not same:
@@ -127,77 +129,140 @@ def _probe_records() -> list[dict[str, Any]]:
     return rows
 
 
-class Forest:
-    """A fitted random forest or extra-trees classifier's `predict_proba(X)[:, 1]`, vectorised over trees.
+def _probe_frame() -> pd.DataFrame:
+    """`_probe_records` as CSV text, plus a first-month customer with a blank TotalCharges."""
+    as_text = pd.DataFrame(_probe_records()).astype(str)
+    as_text.loc[len(as_text)] = {**as_text.iloc[0], "tenure": "0", "TotalCharges": " "}
+    return as_text
 
-    All trees are packed into flat node arrays; leaves point to themselves, so `depth` rounds of
-    "go left if x <= threshold" take every row to its leaf in every tree at once. It repeats
-    scikit-learn's arithmetic exactly: inputs rounded to float32 as the trees see them, each
-    leaf's class-1 share as `DecisionTreeClassifier.predict_proba` normalises it, and the trees'
-    shares summed in estimator order and divided by their number, as the forest does with one
-    job (with more jobs scikit-learn's own sum order varies, within 1e-12). Memory grows as
-    rows x trees, so it is for small batches (`MAX_ROWS`).
+
+class Trees:
+    """A fitted tree ensemble's churn probability, `predict_proba(X)[:, 1]`, through treelite's GTIL.
+
+    Random forests and extra trees: GTIL averages the trees' class shares as scikit-learn does
+    (in tree order, then divided by their number), on inputs rounded to float32 as the trees see
+    them. Histogram gradient boosting: GTIL gives each tree's raw score, summed after the baseline
+    in tree order and passed through the logistic function, as scikit-learn does (GTIL's own sum
+    adds the baseline last, off by up to 3 units in the last place). Bit for bit either way, NaN
+    included where the model takes it (`missing`). GTIL runs on one thread; it is for the few rows
+    of a request (`MAX_ROWS`): scikit-learn's own batch code is as fast for thousands.
     """
 
     MAX_ROWS = 64
 
-    def __init__(self, trees: list[Any]):
-        sizes = [t.node_count for t in trees]
-        self.roots = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
-        left, right, feature, threshold, share = [], [], [], [], []
-        for tree, root in zip(trees, self.roots, strict=True):
-            leaf = tree.children_left < 0
-            ids = np.arange(tree.node_count) + root
-            left.append(np.where(leaf, ids, tree.children_left + root))
-            right.append(np.where(leaf, ids, tree.children_right + root))
-            feature.append(np.where(leaf, 0, tree.feature))
-            threshold.append(np.where(leaf, np.inf, tree.threshold))
-            counts = tree.value[:, 0, :2].astype("float64")
-            norm = counts.sum(axis=1)
-            norm[norm == 0.0] = 1.0
-            share.append(counts[:, 1] / norm)
-        self.left = np.concatenate(left).astype(np.intp)
-        self.right = np.concatenate(right).astype(np.intp)
-        self.feature = np.concatenate(feature).astype(np.intp)
-        self.threshold = np.concatenate(threshold).astype("float64")
-        self.share = np.concatenate(share)
-        self.depth = max(t.max_depth for t in trees)
-        self.n_trees = len(trees)
+    def __init__(self, model: Any):
+        import treelite.gtil
+        import treelite.sklearn
+        from sklearn.ensemble import HistGradientBoostingClassifier
 
-    def leaves(self, Xt: np.ndarray) -> np.ndarray:
-        """(rows, trees) leaf node ids of each row in each tree."""
-        X = np.asarray(Xt, dtype=np.float32).astype("float64")
-        rows = np.arange(len(X))[:, None]
-        node = np.broadcast_to(self.roots, (len(X), self.n_trees)).copy()
-        for _ in range(self.depth):
-            go_left = X[rows, self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        return node
+        self._model = treelite.sklearn.import_model(model)
+        self.boosted = isinstance(model, HistGradientBoostingClassifier)
+        self.baseline = float(np.ravel(model._baseline_prediction)[0]) if self.boosted else 0.0
+        self.n_trees = int(self._model.num_tree)
+        self.missing = True
+        self._predict, self._per_tree = treelite.gtil.predict, treelite.gtil.predict_per_tree
 
     def proba(self, Xt: np.ndarray) -> np.ndarray:
-        """Churn probability of each row of the model matrix `Xt` (no missing values)."""
-        shares = self.share[self.leaves(Xt)]
-        return np.cumsum(shares, axis=1)[:, -1] / self.n_trees
+        """Churn probability of each row of the model matrix `Xt`."""
+        if self.boosted:
+            scores = self._per_tree(self._model, np.asarray(Xt, dtype="float64"), nthread=1)[:, :, 0]
+            raw = np.cumsum(np.column_stack([np.full(len(scores), self.baseline), scores]), axis=1)
+            return expit(raw[:, -1])
+        rounded = np.asarray(Xt, dtype=np.float32).astype("float64")
+        return self._predict(self._model, rounded, nthread=1)[:, 0, 1]
+
+    def takes(self, Xt: np.ndarray) -> bool:
+        """Whether these rows are for this evaluator: few, and without NaN unless the model takes them."""
+        return len(Xt) <= self.MAX_ROWS and (self.missing or not np.isnan(Xt).any())
 
     @classmethod
-    def build(cls, model: Any, probe: np.ndarray | None = None) -> Forest | None:
-        """The evaluator of `model`, or None when it is not a binary forest or does not reproduce it."""
-        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    def build(cls, model: Any, probe: np.ndarray | None = None) -> Trees | None:
+        """The evaluator of `model`, or None when treelite cannot load it or it does not reproduce
+        scikit-learn on probe rows: random rows, rows on, just below and just above split
+        thresholds, rows with NaN cells, and `probe` (e.g. encoded customers of every level)."""
+        from sklearn.ensemble import (
+            ExtraTreesClassifier,
+            HistGradientBoostingClassifier,
+            RandomForestClassifier,
+        )
 
-        if not isinstance(model, RandomForestClassifier | ExtraTreesClassifier):
+        families = RandomForestClassifier | ExtraTreesClassifier | HistGradientBoostingClassifier
+        if not isinstance(model, families) or len(getattr(model, "classes_", [])) != 2:
             return None
-        if len(getattr(model, "classes_", [])) != 2 or getattr(model, "n_outputs_", 1) != 1:
+        if getattr(model, "n_outputs_", 1) != 1:
             return None
-        forest = cls([est.tree_ for est in model.estimators_])
-        n_features = int(model.n_features_in_)
-        if probe is None:
-            rng = np.random.default_rng(0)
-            probe = rng.normal(size=(32, n_features)) * 2
-            probe[:, rng.random(n_features) < 0.5] = rng.integers(0, 2, size=(32, 1))
-        # One job sums the trees in order, as here; with n_jobs > 1 scikit-learn's own sum order
-        # varies from call to call in the last bits.
-        tolerance = 0.0 if getattr(model, "n_jobs", None) in (None, 1) else 1e-12
-        if np.max(np.abs(forest.proba(probe) - model.predict_proba(probe)[:, 1])) > tolerance:
-            log.warning("compiled forest disabled: it does not reproduce the model exactly")
+        try:
+            trees = cls(model)
+        except Exception as exc:  # ImportError, TreeliteError, NotImplementedError: scikit-learn serves
+            log.warning("treelite cannot load %s (%s): scikit-learn serves it", type(model).__name__, exc)
             return None
-        return forest
+        rows = _probe_rows(model, np.random.default_rng(0))
+        if probe is not None:
+            rows = np.vstack([rows, probe])
+        holes = rows.copy()
+        holes[np.random.default_rng(1).random(holes.shape) < 0.25] = np.nan
+        holes[0] = np.nan
+        try:
+            model.predict_proba(holes[:1])
+            rows = np.vstack([rows, holes])
+        except ValueError:  # the model refuses NaN: so does the evaluator
+            trees.missing = False
+        # One job sums a forest's trees in order, as GTIL does; with n_jobs > 1 scikit-learn's own
+        # sum order varies from call to call in the last bits.
+        parallel = not trees.boosted and getattr(model, "n_jobs", None) not in (None, 1)
+        tolerance = 1e-12 if parallel else 0.0
+        with threadpool_limits(limits=1, user_api="openmp"):  # idle OpenMP threads spin on a busy machine
+            expected = model.predict_proba(rows)[:, 1]
+        if np.max(np.abs(trees.proba(rows) - expected)) > tolerance:
+            log.warning("treelite disabled: it does not reproduce %s exactly", type(model).__name__)
+            return None
+        return trees
+
+    @classmethod
+    def for_pipeline(cls, pipeline: Any) -> Trees | None:
+        """`build` for a pipeline's estimator, probed also with customers of every categorical level
+        and a blank TotalCharges, encoded by the pipeline's own preprocessing."""
+        try:
+            probe = np.asarray(pipeline[:-1].transform(_probe_frame()), dtype="float64")
+        except (ValueError, TypeError, KeyError):  # another layout: the model's own probe rows only
+            probe = None
+        if probe is not None and probe.shape[1] != getattr(pipeline[-1], "n_features_in_", -1):
+            probe = None
+        return cls.build(pipeline[-1], probe)
+
+
+def _probe_rows(model: Any, rng: np.random.Generator, splits: int = 256) -> np.ndarray:
+    """Random rows (half the columns 0/1, as one-hot columns are), and rows with one feature on a
+    split threshold of the model, one step below it, one above, and at its float32 rounding."""
+    n_features = int(model.n_features_in_)
+    base = rng.normal(size=(32, n_features)) * 2
+    base[:, rng.random(n_features) < 0.5] = rng.integers(0, 2, size=(32, 1))
+    features, thresholds = _splits(model)
+    pick = rng.choice(len(features), size=min(splits, len(features)), replace=False)
+    rows = [base]
+    for k, i in enumerate(pick):
+        t = float(thresholds[i])
+        edge = np.repeat(base[k % len(base)][None, :], 4, axis=0)
+        edge[:, features[i]] = [t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf), float(np.float32(t))]
+        rows.append(edge)
+    return np.vstack(rows)
+
+
+def _splits(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(feature, threshold) of every finite numeric split of a forest or a gradient-boosting model."""
+    features, thresholds = [], []
+    if hasattr(model, "estimators_"):
+        for est in model.estimators_:
+            inner = est.tree_.children_left >= 0
+            features.append(est.tree_.feature[inner])
+            thresholds.append(est.tree_.threshold[inner])
+    else:
+        for stage in model._predictors:
+            for predictor in stage:
+                nodes = predictor.nodes
+                inner = (nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)
+                features.append(nodes["feature_idx"][inner])
+                thresholds.append(nodes["num_threshold"][inner])
+    features, thresholds = np.concatenate(features).astype(np.intp), np.concatenate(thresholds)
+    finite = np.isfinite(thresholds)  # a split of missing from present values has threshold inf
+    return features[finite], thresholds[finite].astype("float64")

@@ -66,7 +66,13 @@ def thresholds(cfg: FairnessSettings) -> dict[str, float]:
 def _group_ci(
     y: np.ndarray, pred: np.ndarray, n_boot: int, confidence: float, rng: np.random.Generator
 ) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """Percentile bootstrap CIs of one group's rates (vectorised), and its resampled accuracies."""
+    """Percentile bootstrap CIs of one group's rates (vectorised), and its resampled accuracies.
+
+    Not fairlearn's `MetricFrame(n_boot=…, ci_quantiles=…)`: that resamples all customers at once
+    through pandas, ~50 ms per resample on 1,409 customers (7 minutes of CPU for the stage's
+    4 attributes x 2 models x 1,000 resamples, against 0.8 s here). tests/test_fairness.py checks
+    this one against a direct loop over the same resamples and against fairlearn's intervals.
+    """
     idx = rng.integers(0, len(y), size=(n_boot, len(y)))
     yb, pb = y[idx], pred[idx]
     pos, neg = yb.sum(1), (1 - yb).sum(1)

@@ -87,7 +87,7 @@ class Predictor:
         self._preprocess = pipeline[:-1]
         self._model = pipeline[-1]
         self._compiled = compiled.Columns.build(pipeline)
-        self._forest = compiled.Forest.build(self._model)
+        self._trees = compiled.Trees.for_pipeline(pipeline)
 
     @classmethod
     def load(
@@ -332,10 +332,9 @@ class Predictor:
         return self._proba(self._compiled.transform(records))
 
     def _proba(self, Xt: np.ndarray) -> np.ndarray:
-        """The model's churn probabilities of model-matrix rows (the compiled forest for a few rows)."""
-        forest = self._forest
-        if forest is not None and len(Xt) <= forest.MAX_ROWS and not np.isnan(Xt).any():
-            return forest.proba(Xt)
+        """The model's churn probabilities of model-matrix rows (treelite's GTIL for a few rows)."""
+        if self._trees is not None and self._trees.takes(Xt):
+            return self._trees.proba(Xt)
         return self._model.predict_proba(Xt)[:, 1]
 
     def explain(self, customer: dict | pd.DataFrame) -> explain.Explanation:

@@ -10,6 +10,9 @@ from fairlearn.metrics import (
     demographic_parity_difference,
     demographic_parity_ratio,
     equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
 )
 from sklearn.metrics import accuracy_score
 
@@ -115,6 +118,56 @@ def test_bootstrap_is_seeded():
     a = fairness.evaluate(y, pred, FRAME[["gender"]], _cfg(), seed=3)
     b = fairness.evaluate(y, pred, FRAME[["gender"]], _cfg(), seed=3)
     assert a == b
+
+
+def test_group_bootstrap_equals_a_direct_loop_over_the_same_resamples():
+    """The vectorised bootstrap is the textbook one: resample the group's customers with
+    replacement, compute each rate with fairlearn / scikit-learn, take percentiles."""
+    rng = np.random.default_rng(4)
+    y, pred = rng.integers(0, 2, 40), rng.integers(0, 2, 40)
+    ci, _ = fairness._group_ci(y, pred, 300, 0.9, np.random.default_rng(9))
+    idx = np.random.default_rng(9).integers(0, 40, size=(300, 40))
+    direct = {m: [] for m in fairness.CI_METRICS}
+    for rows in idx:
+        yb, pb = y[rows], pred[rows]
+        direct["accuracy"].append(accuracy_score(yb, pb))
+        direct["selection_rate"].append(selection_rate(yb, pb))
+        direct["tpr"].append(true_positive_rate(yb, pb))
+        direct["fpr"].append(false_positive_rate(yb, pb))
+    for m in fairness.CI_METRICS:
+        low, high = np.quantile(direct[m], [0.05, 0.95])
+        assert ci[m] == {"low": pytest.approx(low, abs=1e-12), "high": pytest.approx(high, abs=1e-12)}, m
+
+
+def test_group_cis_agree_with_fairlearns_own_bootstrap():
+    """fairlearn's MetricFrame(n_boot=…) resamples all customers at once (group sizes vary), ours each
+    group on its own; on the same data the intervals agree within Monte Carlo error. (fairlearn's is
+    not used: it costs ~50 ms per resample on 1,409 customers, 7 minutes for the stage's 8,000.)"""
+    rng = np.random.default_rng(6)
+    n = 400
+    gender = pd.Series(rng.choice(["Female", "Male"], n))
+    y = rng.integers(0, 2, n)
+    pred = np.where(rng.random(n) < np.where(gender.eq("Male"), 0.85, 0.7), y, 1 - y)
+    report = fairness.attribute_report(y, pred, gender, _cfg(bootstrap=2000), np.random.default_rng(0))
+    metrics = {"accuracy": accuracy_score, "tpr": true_positive_rate, "fpr": false_positive_rate}
+    frame = MetricFrame(
+        metrics=metrics,
+        y_true=y,
+        y_pred=pred,
+        sensitive_features=gender,
+        n_boot=150,
+        ci_quantiles=[0.025, 0.975],
+        random_state=0,
+    )
+    low, high = frame.by_group_ci
+    for group in ("Female", "Male"):
+        for m in metrics:
+            ours = report["groups"][group]["ci"][m]
+            assert ours["low"] == pytest.approx(low.loc[group, m], abs=0.03), (group, m)
+            assert ours["high"] == pytest.approx(high.loc[group, m], abs=0.03), (group, m)
+    gap_low, gap_high = (d["accuracy"] for d in frame.difference_ci())
+    assert report["accuracy_gap_ci"]["low"] == pytest.approx(gap_low, abs=0.03)
+    assert report["accuracy_gap_ci"]["high"] == pytest.approx(gap_high, abs=0.03)
 
 
 @pytest.mark.parametrize(

@@ -224,10 +224,16 @@ def ks_from_counts(ref: pd.Series, cur: pd.Series) -> tuple[float, float]:
 
 
 def wasserstein_from_counts(ref: pd.Series, cur: pd.Series) -> float:
-    """Earth mover's (Wasserstein-1) distance: the area between the two empirical CDFs."""
+    """Earth mover's (Wasserstein-1) distance of two samples given as value counts (scipy, weighted)."""
     _check_nonempty(ref, cur)
-    values, f_ref, f_cur = _cdfs(ref, cur)
-    return float(np.sum(np.abs(f_ref - f_cur)[:-1] * np.diff(values)))
+    return float(
+        stats.wasserstein_distance(
+            ref.index.to_numpy(dtype="float64"),
+            cur.index.to_numpy(dtype="float64"),
+            ref.to_numpy(dtype="float64"),
+            cur.to_numpy(dtype="float64"),
+        )
+    )
 
 
 def std_from_counts(counts: pd.Series) -> float:
