@@ -67,7 +67,8 @@ def score_csv(
 
     input_path, output_path = Path(input_path), Path(output_path)
     settings = predictor.settings
-    size = chunk_size or (settings.explain_chunk_size if explain else settings.chunk_size)
+    default = settings.explain_chunk_size if explain else settings.chunk_size
+    size = default if chunk_size is None else chunk_size
     if size < 1:
         raise ValueError(f"--chunk-size must be at least 1, got {size}")
     source = data.CsvInput(input_path, max_line_bytes=settings.max_line_bytes)  # whole-file rules first

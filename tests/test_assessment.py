@@ -1,0 +1,57 @@
+"""assessment.Assessment.to_dict: the keys and plain JSON types of one served customer."""
+
+from __future__ import annotations
+
+import json
+
+from churn import explain, retention
+from churn.assessment import PROBABILITY, RISK, Assessment
+
+EXPLANATION = explain.Explanation(
+    customer={"tenure": 3},
+    probability=0.7,
+    space="log-odds",
+    method="exact",
+    base_value=-1.0,
+    contributions={"tenure": 1.2, "Contract": 0.6},
+    base_probability=0.27,
+    points={"tenure": 30.0, "Contract": 13.0},
+    sentences=("Churn risk 70%.", "Short tenure adds 30 points."),
+)
+ACTION = retention.Action("Contract", "Month-to-month", "One year", "switch", "10% off", 0.7, 0.45)
+
+
+def _assessment(**extra) -> Assessment:
+    return Assessment(
+        customer={"tenure": 3},
+        probability=0.7,
+        risk_level="High",
+        explanation=EXPLANATION,
+        actions=[ACTION],
+        **extra,
+    )
+
+
+def test_the_output_columns_are_named_once():
+    assert (PROBABILITY, RISK) == ("churn_probability", "risk_level")
+
+
+def test_to_dict_keys_and_defaults_before_the_email_is_written():
+    d = _assessment().to_dict()
+    assert list(d) == [
+        "probability", "risk_level", "model_name", "model_version", "prediction_id",
+        "latency_ms", "email_ms", "explanation", "actions", "email",
+    ]  # fmt: skip
+    assert d["email"] is None and d["prediction_id"] is None
+    assert (d["model_name"], d["latency_ms"], d["email_ms"]) == ("", 0.0, 0.0)
+    assert "customer" not in d  # the customer's own fields are the caller's, not repeated
+
+
+def test_to_dict_nests_plain_dicts_and_is_json():
+    email = retention.Email(subject="Hi", text="Body", source="template", reason="no key", tried=("m1",))
+    d = _assessment(email=email, prediction_id=12, model_name="champion", model_version="md5:ab").to_dict()
+    assert d["explanation"]["text"] == "Churn risk 70%. Short tenure adds 30 points."
+    assert d["explanation"]["points"] == {"tenure": 30.0, "Contract": 13.0}
+    assert d["actions"] == [ACTION.to_dict()] and abs(d["actions"][0]["reduction_points"] - 25.0) < 1e-9
+    assert d["email"]["tried"] == ["m1"] and d["email"]["source"] == "template"
+    assert json.loads(json.dumps(d)) == d  # only JSON types: lists, not tuples
