@@ -123,19 +123,25 @@ def check_promotion(
     *,
     force: bool,
     reason: str,
-    model_md5: str | None = None,
+    model_md5: str | None,
 ) -> str:
     """The reason to record for a promotion, or RegistryError saying why it is refused.
 
     Allowed when the challenger is approved and the A/B test recommends `promote`, both for the
-    model file with hash `model_md5` (when given); `force` overrides, but only with a reason.
+    model with hash `model_md5`; a model whose hash is unknown (None: a registry version without a
+    `model_md5` tag) cannot be matched to any verdict. `force` overrides, but only with a reason.
     """
     if force:
         if not reason or not reason.strip():
             raise RegistryError('--force needs --reason "…" (the reason is recorded on the model version)')
         return f"forced: {reason.strip()}"
     problems = []
-    if model_md5 and validation.get("model_md5") != model_md5:
+    if not model_md5:
+        problems.append(
+            "the model's hash is unknown (the registry version has no model_md5 tag), "
+            "so no validation verdict can be matched to it"
+        )
+    elif validation.get("model_md5") != model_md5:
         problems.append(
             "metrics/validation.json was built for another challenger model "
             f"(md5 {validation.get('model_md5')}, the file now has {model_md5}): run `dvc repro`"

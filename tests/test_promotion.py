@@ -47,7 +47,19 @@ def test_an_approved_promotion_keeps_the_callers_reason_stripped():
 
 def test_a_missing_ab_test_is_a_refusal_not_a_pass():
     with pytest.raises(RegistryError, match="recommends 'None'"):
-        promotion.check_promotion({"approved": True}, {}, force=False, reason="")
+        promotion.check_promotion(
+            {"approved": True, "model_md5": MD5_A}, {}, force=False, reason="", model_md5=MD5_A
+        )
+
+
+def test_a_model_of_unknown_hash_is_refused_unless_forced():
+    # a registry version registered by hand has no model_md5 tag: no verdict can be matched to it
+    approved = {"approved": True, "model_md5": MD5_A}
+    with pytest.raises(RegistryError, match="hash is unknown"):
+        promotion.check_promotion(approved, GOOD_AB, force=False, reason="", model_md5=None)
+    assert promotion.check_promotion(approved, GOOD_AB, force=True, reason="rollback", model_md5=None) == (
+        "forced: rollback"
+    )
 
 
 # -- replace_model_spec ----------------------------------------------------------------------------

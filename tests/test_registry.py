@@ -121,13 +121,18 @@ def test_check_promotion_rules():
     bad_v = {"approved": False, "failed": ["fairness.gender.accuracy_gap"], "model_md5": "abc"}
     bad_ab = {"recommendation": "inconclusive", "reasons": ["no significant accuracy difference"]}
     with pytest.raises(registry.RegistryError, match="failed gates: fairness.gender.accuracy_gap") as info:
-        promotion.check_promotion(bad_v, bad_ab, force=False, reason="")
+        promotion.check_promotion(bad_v, bad_ab, force=False, reason="", model_md5="abc")
     assert "recommends 'inconclusive' (no significant accuracy difference)" in str(info.value)
     with pytest.raises(registry.RegistryError, match="built for another challenger model"):
         promotion.check_promotion(good_v, good_ab, force=False, reason="", model_md5="def")
     with pytest.raises(registry.RegistryError, match="--force needs --reason"):
-        promotion.check_promotion(bad_v, bad_ab, force=True, reason="  ")
-    assert promotion.check_promotion(bad_v, bad_ab, force=True, reason="hotfix") == "forced: hotfix"
+        promotion.check_promotion(bad_v, bad_ab, force=True, reason="  ", model_md5="abc")
+    assert (
+        promotion.check_promotion(bad_v, bad_ab, force=True, reason="hotfix", model_md5="abc")
+        == "forced: hotfix"
+    )
+    with pytest.raises(registry.RegistryError, match="hash is unknown"):  # a version without a model_md5 tag
+        promotion.check_promotion(good_v, good_ab, force=False, reason="", model_md5=None)
 
 
 # -- round trips on real stores --------------------------------------------------------------------
