@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -45,7 +44,7 @@ def _no_secret(*texts: str) -> None:
 @pytest.fixture()
 def predictor(serving_root, store) -> Predictor:
     p = Predictor.load("challenger", root=serving_root, store=store)
-    p.retention = dataclasses.replace(p.retention, email_budget_seconds=1.0)
+    p.retention = p.retention.model_copy(update={"email_budget_seconds": 1.0})
     return p
 
 
