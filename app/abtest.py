@@ -11,9 +11,10 @@ import pandas as pd
 from app.state import AppState
 from churn import abtest, data, registry, validation
 from churn.metrics import HEADLINE
-from churn.params import MlflowSettings, read
+from churn.params import read
 from churn.paths import LAYOUT
 from churn.redact import redact_url
+from churn.settings import MlflowSettings
 
 log = logging.getLogger(__name__)
 

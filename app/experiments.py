@@ -13,12 +13,14 @@ import pandas as pd
 
 from app import files
 from app.access import Access
+from app.registry import RegistryPanel
 from app.state import AppState
-from churn import promotion, registry, tracking
+from churn import registry, tracking
 from churn.io import csv_safe
 from churn.metrics import HEADLINE
-from churn.params import MlflowSettings, read
+from churn.params import read
 from churn.redact import display_uri, scrub
+from churn.settings import MlflowSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,30 +37,13 @@ TAG_COLUMNS = {
     "tags.dvc_exp_name": "DVC experiment",
     "tags.git_commit": "git commit",
 }
-REGISTRY_COLUMNS = [
-    "version",
-    "status",
-    "model",
-    "estimator",
-    "accuracy",
-    "roc_auc",
-    "approved",
-    "status history (oldest first)",
-    "run id",
-]
 DVC_TIMEOUT = 60
 DEFAULT_METRIC = "test.roc_auc"
-CHANGING = "Changing the registry"
-
-
-def _names(params: dict[str, Any]) -> tuple[str, str]:
-    names = read(params, MlflowSettings)
-    return names.experiment, names.registered_model
 
 
 def search_runs(state: AppState) -> pd.DataFrame:
     """Every run of the project's MLflow experiment, newest first, as MLflow returns them."""
-    experiment, _ = _names(state.params())
+    experiment = read(state.params(), MlflowSettings).experiment
     registry.client(state.root)  # points mlflow at the project's tracking store
     import mlflow
 
@@ -193,74 +178,10 @@ def _dvc_row(entry: dict[str, Any], baseline: str) -> dict[str, Any]:
     return row
 
 
-def registry_table(state: AppState) -> pd.DataFrame:
-    _, name = _names(state.params())
-    rows = registry.list_versions(name, root=state.root)
-    return pd.DataFrame(
-        [
-            (
-                r["version"],
-                r["status"],
-                r["model_name"],
-                r["estimator"],
-                r["accuracy"],
-                r["roc_auc"],
-                r["approved"],
-                registry.history_text(r["history"]).replace("\n", " · "),
-                (r["run_id"] or "")[:8],
-            )
-            for r in rows
-        ],
-        columns=REGISTRY_COLUMNS,
-    )
-
-
-def set_alias(
-    state: AppState, version: str, alias: str, reason: str = "", force: bool = False, by: str = "app"
-) -> str:
-    """Give `version` a status through the library's one path for it: champion is `churn promote`'s
-    checked promotion (`promotion.promote_checked`); challenger / archived are `promotion.set_status`.
-    Every change is recorded in the version's status history under the project's registry lock.
-
-    Returns a sentence saying what changed; RegistryError says why nothing did.
-    """
-    _, name = _names(state.params())
-    if alias != registry.CHAMPION:
-        promotion.set_status(name, str(version), alias, root=state.root, by=by, reason=reason)
-        return f"{name} version {version} is now `{alias}`."
-    try:
-        verdict, ab = (
-            state.metrics(state.layout.metrics.validation),
-            state.metrics(state.layout.metrics.ab_test),
-        )
-    except FileNotFoundError as exc:
-        if not force:
-            raise registry.RegistryError(
-                f"promotion refused: {exc}. Tick 'force' and give a reason to override"
-            ) from exc
-        verdict, ab = {}, {}
-    result = promotion.promote_checked(
-        verdict,
-        ab,
-        params_path=state.params_path,
-        force=force,
-        reason=reason,
-        version=str(version),
-        by=by,
-        root=state.root,
-    )
-    previous = result.get("previous_champion")
-    archived = f"; version {previous} archived" if previous and previous != result["version"] else ""
-    return (
-        f"{name} version {result['version']} is now the **champion**{archived}. "
-        f"params.yaml models.champion = `{json.dumps(result['spec'], sort_keys=True)}`. "
-        "Run `dvc repro` so the pipeline's outputs match, then restart the app to serve it."
-    )
-
-
 def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
-    """Runs, comparisons, DVC experiments, registry; events /runs, /compare_runs, /param_impact,
-    /export_runs, /registry, /set_champion, /set_challenger, /set_archived (the admin's only)."""
+    """Runs, comparisons, DVC experiments, then the registry panel (app.registry); events /runs,
+    /compare_runs, /param_impact, /export_runs, and the panel's /registry_controls, /set_champion,
+    /set_challenger, /set_archived (the admin's only)."""
     with gr.Row():
         note = gr.Markdown(elem_id="runs-note")
         refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="runs-refresh")
@@ -282,27 +203,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
     with gr.Accordion("DVC experiments (dvc exp show)", open=False):
         dvc_note = gr.Markdown()
         dvc_table = gr.Dataframe(interactive=False)
-    gr.Markdown("### Model registry")
-    registry_df = gr.Dataframe(headers=REGISTRY_COLUMNS, interactive=False, wrap=True, elem_id="registry")
-    with gr.Row():
-        version = gr.Dropdown(label="Version", allow_custom_value=True, elem_id="registry-version")
-        reason = gr.Textbox(label="Reason (recorded on the version)", scale=2)
-        force = gr.Checkbox(label="Force (override refused checks; needs a reason)", value=False)
-    admin = access.admin is not None
-    with gr.Row():
-        champion_btn = gr.Button("Set champion", variant="primary", interactive=admin)
-        challenger_btn = gr.Button("Set challenger", interactive=admin)
-        archived_btn = gr.Button("Set archived", interactive=admin)
-    registry_msg = gr.Markdown(access.note(CHANGING), elem_id="registry-message")
-
-    def registry_controls(request: gr.Request = None):
-        """The registry buttons, usable only by the signed-in admin (greyed for a reader)."""
-        allowed = access.is_admin(request)
-        return [gr.Button(interactive=allowed) for _ in range(3)]
-
-    tab.select(
-        registry_controls, outputs=[champion_btn, challenger_btn, archived_btn], api_name="registry_controls"
-    )
+    panel = RegistryPanel(state, tab, access)
 
     def store_text() -> str:
         return display_uri(registry.tracking_uri(state.root), state.root)
@@ -325,7 +226,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
             if len(raw)
             else "No MLflow runs yet: run `make repro` (or `dvc repro` then `churn track`)."
         )
-        table = registry_view()
+        table = panel.view()
         return (
             text,
             runs_table(raw),
@@ -353,8 +254,8 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
             impact_plot,
             dvc_note,
             dvc_table,
-            registry_df,
-            version,
+            panel.table,
+            panel.version,
         ],
         api_name="runs",
     )
@@ -391,56 +292,4 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
             return files.publish(export_file, out)
 
     export.click(export_runs, outputs=export_file, api_name="export_runs")
-
-    def registry_view():
-        """The registered model's versions with aliases and key metrics."""
-        try:
-            return registry_table(state)
-        except Exception as exc:
-            raise state.error(f"Cannot read the model registry: {exc}") from exc
-
-    def version_check(version: str | None, reason: str = "", force: bool = False) -> list[dict]:
-        versions = set(registry_view()["version"])
-        ok_version = bool(version) and str(version) in versions
-        msg = "Pick a registered version." if not version else f"Version {version!r} is not registered."
-        ok_reason = not force or bool(reason and reason.strip())
-        return [
-            gr.validate(ok_version, "" if ok_version else msg),
-            gr.validate(ok_reason, "" if ok_reason else "Forcing needs a reason."),
-            gr.validate(True, ""),
-        ]
-
-    def setter(alias: str):
-        def set_version(version: str, reason: str = "", force: bool = False, request: gr.Request = None):
-            refused = access.refusal(request, CHANGING)
-            if refused:
-                return f"✗ {refused}", registry_view()
-            by = f"app:{request.username}" if request is not None and request.username else "app"
-            try:
-                message = set_alias(state, version, alias, reason, force, by)
-            except (registry.RegistryError, ValueError) as exc:
-                message = f"✗ Nothing changed: {scrub(str(exc), state.root)}"
-                if alias == registry.CHAMPION and not force:
-                    message += " (here: tick Force and give a reason)"
-            except Exception as exc:  # the store failed outside the registry's own checks
-                raise state.error(f"Nothing changed: {type(exc).__name__}: {exc}") from exc
-            state.forget("model:models:/")
-            return message, registry_view()
-
-        set_version.__doc__ = (
-            f"Give a registered version the `{alias}` alias (message, refreshed registry); the admin only."
-        )
-        return set_version
-
-    for button, alias in (
-        (champion_btn, "champion"),
-        (challenger_btn, "challenger"),
-        (archived_btn, "archived"),
-    ):
-        button.click(
-            setter(alias),
-            inputs=[version, reason, force],
-            outputs=[registry_msg, registry_df],
-            validator=version_check,
-            api_name=f"set_{alias}",
-        )
+    panel.connect()

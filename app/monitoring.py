@@ -15,7 +15,7 @@ from app.state import AppState
 from churn.monitoring import drift, timeseries
 from churn.monitoring.monitor import Monitor
 from churn.monitoring.store import Window, utc_naive
-from churn.params import MonitoringSettings
+from churn.settings import MonitoringSettings
 
 log = logging.getLogger(__name__)
 

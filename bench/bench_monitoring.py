@@ -38,8 +38,9 @@ from churn import data, io, model, synth
 from churn.monitoring import alerts, drift, simulate
 from churn.monitoring.monitor import Monitor
 from churn.monitoring.store import PredictionStore, Window
-from churn.params import MonitoringSettings, load_params
+from churn.params import load_params
 from churn.paths import Layout
+from churn.settings import MonitoringSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = io.real_data_path()  # CHURN_REAL_DATA; the real-data check is skipped without it

@@ -25,8 +25,9 @@ import numpy as np
 
 from churn import abtest, data, robustness
 from churn.io import load_model, read_table, save_json
-from churn.params import RobustnessSettings, load_params, read
+from churn.params import load_params, read
 from churn.paths import Layout
+from churn.settings import RobustnessSettings
 from churn.validation import MODELS, probabilities
 
 ROOT = Path(__file__).resolve().parents[1]

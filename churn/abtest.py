@@ -9,7 +9,8 @@ import numpy as np
 from statsmodels.stats.contingency_tables import mcnemar
 
 from churn.metrics import HEADLINE
-from churn.params import AbTestSettings, BaseSettings, EvaluateSettings, read
+from churn.params import read
+from churn.settings import AbTestSettings, BaseSettings, EvaluateSettings
 from churn.validation import gate, probabilities
 
 log = logging.getLogger(__name__)

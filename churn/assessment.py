@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from churn import explain, retention
+from churn import emails, explain, retention
 
 #: Columns a scored customer gains.
 PROBABILITY = "churn_probability"
@@ -26,7 +26,7 @@ class Assessment:
     risk_level: str
     explanation: explain.Explanation
     actions: list[retention.Action]
-    email: retention.Email | None = None
+    email: emails.Email | None = None
     prediction_id: int | None = None
     latency_ms: float = 0.0
     email_ms: float = 0.0

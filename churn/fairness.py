@@ -16,7 +16,8 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score
 
-from churn.params import FairnessSettings, ParamsError, line
+from churn.params import ParamsError, line
+from churn.settings import FairnessSettings
 from churn.validation import INSUFFICIENT, all_passed, gate
 
 log = logging.getLogger(__name__)

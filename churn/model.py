@@ -19,11 +19,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from churn import features
-from churn.params import ModelSpec, ParamsError, line
+from churn.params import ParamsError, line
+from churn.settings import ModelSpec
 
 log = logging.getLogger(__name__)
 
-#: family name (churn.params.ESTIMATORS) → (estimator class, whether numbers are standardised first, default params)
+#: family name (churn.settings.ESTIMATORS) → (estimator class, whether numbers are standardised first, default params)
 FAMILIES: dict[str, tuple[Callable[..., ClassifierMixin], bool, dict[str, Any]]] = {
     "random_forest": (RandomForestClassifier, False, {}),
     "extra_trees": (ExtraTreesClassifier, False, {}),

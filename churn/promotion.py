@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from churn.io import file_md5, save_text
-from churn.params import MlflowSettings, ParamsError, load_params, read
+from churn.params import ParamsError, load_params, read
 from churn.paths import Layout
 from churn.redact import redact_url
 from churn.registry import (
@@ -39,6 +39,7 @@ from churn.registry import (
     record_status,
     register_run,
 )
+from churn.settings import MlflowSettings
 
 log = logging.getLogger(__name__)
 

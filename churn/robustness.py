@@ -10,7 +10,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from churn import metrics, schema
-from churn.params import PERTURBATIONS, RobustnessSettings
+from churn.settings import PERTURBATIONS, RobustnessSettings
 from churn.validation import all_passed, gate
 
 log = logging.getLogger(__name__)

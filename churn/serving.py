@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from churn import compiled, data, explain, retention, schema
+from churn import compiled, data, emails, explain, retention, schema
 from churn.assessment import PROBABILITY, RISK, Assessment
 from churn.batch import REASON, ROW
 from churn.io import file_sha256
 from churn.model_ref import resolve_model
-from churn.params import BaseSettings, ServingSettings, load_params
+from churn.params import load_params
 from churn.paths import Layout
+from churn.settings import BaseSettings, ServingSettings
 
 if TYPE_CHECKING:
     from churn.monitoring.batches import BatchLog
@@ -355,19 +356,19 @@ class Predictor:
         customer: dict | pd.DataFrame,
         explanation: explain.Explanation | None = None,
         actions: list[retention.Action] | None = None,
-    ) -> retention.Email:
+    ) -> emails.Email:
         """The retention email for one customer (Groq, or the template; `source` says which and why)."""
         given = self._one(customer)
         explanation = explanation or self._explain(given)
         actions = self._actions(given) if actions is None else actions
         return self._write_email(given.values(), explanation, actions)
 
-    def _write_email(self, values: dict[str, Any], explanation, actions) -> retention.Email:
+    def _write_email(self, values: dict[str, Any], explanation, actions) -> emails.Email:
         level = str(risk_levels([explanation.probability], self.settings)[0])
         top = explanation.drivers(self.settings.top_reasons)
         drivers = [(f, explain.sentence(f, explanation.customer.get(f), p)) for f, p in top]
-        facts = retention.email_facts(values, explanation.probability, level, drivers, actions)
-        return retention.write_email(facts, self.retention)
+        facts = emails.email_facts(values, explanation.probability, level, drivers, actions)
+        return emails.write_email(facts, self.retention)
 
     def prepare(self, customer: dict | pd.DataFrame) -> Assessment:
         """Prediction, explanation and actions for one customer, logged at once (no email yet).
@@ -398,7 +399,7 @@ class Predictor:
         """A prepared assessment with its retention email, the email's source recorded in the log.
 
         Never raises for LLM faults and takes at most `retention.email_budget_seconds` (+ slack):
-        any fault gives the template email with its reason (`churn.retention.write_email`).
+        any fault gives the template email with its reason (`churn.emails.write_email`).
         """
         if assessment.email is not None:
             return assessment

@@ -29,9 +29,10 @@ import yaml
 
 from churn import promotion, registry
 from churn.io import file_md5, load_json
-from churn.params import MlflowSettings, ModelsSettings, load_params, read, section
+from churn.params import load_params, read, section
 from churn.paths import LAYOUT, Layout, Metrics, model_file
 from churn.redact import redact_url
+from churn.settings import MlflowSettings, ModelsSettings
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -7,8 +7,9 @@ import logging
 from churn import abtest, data, scorecard, validation
 from churn.io import load_json, load_model, read_table, save_json
 from churn.metrics import HEADLINE
-from churn.params import ReportSettings, load_params, read
+from churn.params import load_params, read
 from churn.paths import LAYOUT, Metrics, model_file
+from churn.settings import ReportSettings
 from churn.validation import CANDIDATE, MODELS, PRODUCTION
 from stages import _args
 

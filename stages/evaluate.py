@@ -7,8 +7,9 @@ import logging
 
 from churn import data, metrics, model, scorecard
 from churn.io import load_model, read_table, save_json
-from churn.params import BaseSettings, EvaluateSettings, load_params, read, section
+from churn.params import load_params, read, section
 from churn.paths import LAYOUT, Metrics
+from churn.settings import BaseSettings, EvaluateSettings
 from stages import _args
 
 log = logging.getLogger("stages.evaluate")

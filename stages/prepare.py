@@ -6,8 +6,9 @@ import logging
 
 from churn import data
 from churn.io import file_md5, save_json, write_table
-from churn.params import BaseSettings, DataSettings, PrepareSettings, load_params, read
+from churn.params import load_params, read
 from churn.paths import LAYOUT
+from churn.settings import BaseSettings, DataSettings, PrepareSettings
 from stages import _args
 
 log = logging.getLogger("stages.prepare")

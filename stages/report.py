@@ -9,8 +9,9 @@ from typing import Any
 from churn import model_card, scorecard, validation
 from churn.io import file_md5, load_json, save_json, save_text
 from churn.metrics import HEADLINE
-from churn.params import MlflowSettings, ModelsSettings, ReportSettings, load_params, read
+from churn.params import load_params, read
 from churn.paths import LAYOUT, Metrics, model_file
+from churn.settings import MlflowSettings, ModelsSettings, ReportSettings
 from churn.validation import CANDIDATE, MODELS
 from stages import _args
 

@@ -6,8 +6,9 @@ import logging
 
 from churn import data, robustness
 from churn.io import load_model, read_table, save_json
-from churn.params import BaseSettings, EvaluateSettings, RobustnessSettings, load_params, read
+from churn.params import load_params, read
 from churn.paths import LAYOUT, model_file
+from churn.settings import BaseSettings, EvaluateSettings, RobustnessSettings
 from churn.validation import CANDIDATE, MODELS, PRODUCTION, failed
 from stages import _args
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from churn import synth
-from churn.params import BaseSettings, SynthesizeSettings, load_params, read
+from churn.params import load_params, read
 from churn.paths import LAYOUT
+from churn.settings import BaseSettings, SynthesizeSettings
 from stages import _args
 
 log = logging.getLogger("stages.synthesize")

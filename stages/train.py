@@ -6,8 +6,9 @@ import logging
 
 from churn import data, model, scorecard
 from churn.io import read_table, save_json, save_model
-from churn.params import BaseSettings, TrainSettings, load_params, read, section
+from churn.params import load_params, read, section
 from churn.paths import LAYOUT
+from churn.settings import BaseSettings, TrainSettings
 from stages import _args
 
 log = logging.getLogger("stages.train")

@@ -6,8 +6,9 @@ import logging
 
 from churn import data, fairness
 from churn.io import load_model, read_table, save_json
-from churn.params import BaseSettings, EvaluateSettings, FairnessSettings, load_params, read
+from churn.params import load_params, read
 from churn.paths import LAYOUT, model_file
+from churn.settings import BaseSettings, EvaluateSettings, FairnessSettings
 from churn.validation import CANDIDATE, MODELS, PRODUCTION, failed, probabilities
 from stages import _args
 

@@ -10,7 +10,8 @@ from sklearn.metrics import roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
 
 from churn import abtest, metrics
-from churn.params import AbTestSettings, ParamsError, read
+from churn.params import ParamsError, read
+from churn.settings import AbTestSettings
 
 POLICY = AbTestSettings(alpha=0.05, min_accuracy_gain=0.005, min_roc_auc_gain=0.005, bootstrap=1000)
 

@@ -17,7 +17,8 @@ from fairlearn.metrics import (
 from sklearn.metrics import accuracy_score
 
 from churn import fairness
-from churn.params import FairnessSettings, ParamsError, read
+from churn.params import ParamsError, read
+from churn.settings import FairnessSettings
 from churn.validation import INSUFFICIENT
 
 PARAMS = {

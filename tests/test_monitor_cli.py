@@ -117,8 +117,9 @@ def test_the_monitor_scores_with_the_model_it_is_handed(monitor_root):
     from churn import schema
     from churn.io import read_table
     from churn.monitoring.monitor import Monitor
-    from churn.params import MonitoringSettings, load_params
+    from churn.params import load_params
     from churn.serving import Predictor
+    from churn.settings import MonitoringSettings
 
     settings = MonitoringSettings.from_params(load_params(monitor_root / "params.yaml").get("monitoring"))
     store = PredictionStore()

@@ -14,16 +14,8 @@ import yaml
 
 from churn import metrics, model, schema
 from churn.monitoring import performance, simulate
-from churn.params import (
-    ESTIMATORS,
-    OFFERS,
-    SECTIONS,
-    Minimums,
-    ParamsError,
-    load_params,
-    read,
-    section,
-)
+from churn.params import ParamsError, load_params, read, section
+from churn.settings import ESTIMATORS, OFFERS, SECTIONS, Minimums
 from stages import ab_test, evaluate, prepare, report, robustness, synthesize, train, validate_fairness
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +106,7 @@ def _out_of_range(value: Any) -> list[Any]:
 
 
 def test_params_yaml_reads_cleanly_and_every_section_has_a_reader():
-    assert set(PARAMS) == set(SECTIONS), "a params.yaml section without a reader in churn.params.SECTIONS"
+    assert set(PARAMS) == set(SECTIONS), "a params.yaml section without a reader in churn.settings.SECTIONS"
     for cls in SECTIONS.values():
         read(PARAMS, cls, SOURCE)
     for name in PARAMS["models"]:

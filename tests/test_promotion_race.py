@@ -11,7 +11,7 @@ import threading
 import pytest
 import yaml
 
-from app.experiments import set_alias
+from app.registry import set_alias
 from app.state import AppState
 from churn import registry
 

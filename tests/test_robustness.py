@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from churn import data, robustness, schema
-from churn.params import ParamsError, RobustnessSettings, read
+from churn.params import ParamsError, read
+from churn.settings import RobustnessSettings
 
 PARAMS = {
     "robustness": {

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from churn import data, retention, schema
-from churn.params import ParamsError, ServingSettings
+from churn.params import ParamsError
 from churn.serving import Predictor, risk_levels
+from churn.settings import ServingSettings
 
 
 @pytest.fixture()

@@ -6,7 +6,8 @@ import pytest
 
 from churn import validation
 from churn.data import DataError
-from churn.params import ParamsError, ReportSettings, read
+from churn.params import ParamsError, read
+from churn.settings import ReportSettings
 from churn.validation import FAIL, INSUFFICIENT, PASS, gate
 
 MINIMUMS = {"accuracy": 0.75, "precision": 0.5, "recall": 0.4, "f1": 0.45, "roc_auc": 0.8}

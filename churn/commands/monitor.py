@@ -121,7 +121,8 @@ def _time(value: str | None, flag: str) -> datetime | None:
 def _monitor(args: argparse.Namespace):
     from churn.monitoring.monitor import Monitor
     from churn.monitoring.store import PredictionStore
-    from churn.params import MonitoringSettings, load_params
+    from churn.params import load_params
+    from churn.settings import MonitoringSettings
 
     params_path = Path(args.params)
     params = load_params(params_path)
@@ -239,7 +240,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from churn.monitoring import simulate
-    from churn.params import BaseSettings
+    from churn.settings import BaseSettings
 
     monitor, params = _monitor(args)
     settings = monitor.settings

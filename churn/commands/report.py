@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from churn import report
+from churn import report, report_figures
 from churn.commands import UsageError
 from churn.io import save_text
 from churn.paths import LAYOUT
@@ -206,7 +206,7 @@ def _plot_data(root: Path, sha: str | None) -> dict[str, dict[str, Any]]:
         models = sorted(listing.split()) if listing else []
     data: dict[str, dict[str, Any]] = {}
     for model in models:
-        for kind in (*report.CURVES, "importance"):
+        for kind in (*report_figures.CURVES, "importance"):
             rel = f"{PLOTS_DIR}/{model}/{kind}.json"
             if sha is None:
                 text = (root / rel).read_text() if (root / rel).exists() else None
@@ -229,7 +229,7 @@ def render_plots(
     if sha is not None:
         revisions[base] = _plot_data(root, sha)
     figures: dict[str, tuple[str, Any]] = {}
-    for kind, (title, *_rest) in report.CURVES.items():
+    for kind, (title, *_rest) in report_figures.CURVES.items():
         curves = {
             (model, revision): kinds[kind]
             for revision, data in revisions.items()
@@ -237,7 +237,7 @@ def render_plots(
             if kind in kinds
         }
         if curves:
-            figures[kind] = (title, report.curve_figure(kind, curves))
+            figures[kind] = (title, report_figures.curve_figure(kind, curves))
     models = sorted({m for data in revisions.values() for m, kinds in data.items() if "importance" in kinds})
     for model in models:
         by_revision = {
@@ -245,7 +245,7 @@ def render_plots(
         }
         figures[f"importance-{model}"] = (
             f"Feature importance: {model}",
-            report.importance_figure(model, by_revision),
+            report_figures.importance_figure(model, by_revision),
         )
     if not figures:
         return [], f"No plot data (`{PLOTS_DIR}/`) on either revision."

@@ -139,7 +139,8 @@ def _track(args: argparse.Namespace) -> int:
 
 def _registry(args: argparse.Namespace) -> int:
     from churn import registry
-    from churn.params import MlflowSettings, load_params, read
+    from churn.params import load_params, read
+    from churn.settings import MlflowSettings
 
     name = read(load_params(args.params), MlflowSettings, args.params).registered_model
     rows = registry.list_versions(name)

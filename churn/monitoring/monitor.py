@@ -15,7 +15,7 @@ from churn import data, io, schema
 from churn.monitoring import alerts as alerting
 from churn.monitoring import drift, performance
 from churn.monitoring.store import Alert, PredictionStore, Window
-from churn.params import MonitoringSettings
+from churn.settings import MonitoringSettings
 
 log = logging.getLogger(__name__)
 

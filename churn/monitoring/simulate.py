@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from churn import data, schema, synth
-from churn.params import ScenarioSettings
+from churn.settings import ScenarioSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,197 @@
+"""The retention email: facts, prompt, Groq with fallback models and the template, against a local stub."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+
+from churn import emails
+from churn.retention import Action
+from churn.settings import RetentionSettings
+
+KEY = "gsk_test_SECRET_key_123"
+FAST = RetentionSettings(email_budget_seconds=1.0, max_retries=1)
+
+
+@pytest.fixture()
+def facts(synthetic_raw) -> emails.EmailFacts:
+    """A new month-to-month fibre customer (with an id and demographics the prompt must leave out)."""
+    customer = synthetic_raw.iloc[0].to_dict() | {
+        "customerID": "7590-VHVEG",
+        "Contract": "Month-to-month",
+        "InternetService": "Fiber optic",
+        "tenure": "3",
+    }
+    action = Action(
+        "Contract",
+        "Month-to-month",
+        "Two year",
+        "Offer a two-year contract",
+        "a two-year contract",
+        0.62,
+        0.31,
+    )
+    drivers = [
+        ("Contract", "A month-to-month contract raises churn risk by 12 points."),
+        ("SeniorCitizen", "Being a senior citizen raises churn risk by 3.0 points."),
+    ]
+    return emails.email_facts(customer, 0.62, "High", drivers, [action])
+
+
+def test_success_uses_the_configured_model_and_a_clean_prompt(groq_stub, facts, caplog):
+    caplog.set_level(logging.DEBUG)
+    email = emails.write_email(facts, FAST)
+    assert (email.source, email.model, email.reason) == ("groq", "llama-3.1-8b-instant", None)
+    assert email.subject == "Stay with us" and email.text.startswith("Dear customer")
+    assert email.label == "groq:llama-3.1-8b-instant"
+    assert len(groq_stub.requests) == 1
+    sent = groq_stub.requests[0]
+    assert sent["model"] == "llama-3.1-8b-instant"
+    prompt = json.dumps(sent["messages"])
+    for fact in (
+        "Month-to-month",
+        "Fiber optic",
+        "62%",
+        "High risk",
+        "raises churn risk by 12 points",
+        "two-year",
+    ):
+        assert fact in prompt, fact
+    for private in ("7590-VHVEG", "customerID", "gender", "SeniorCitizen", "senior citizen", "Partner"):
+        assert private not in prompt, private
+    assert groq_stub.headers[0]["Authorization"] == f"Bearer {KEY}"
+    shown = caplog.text + repr(email) + json.dumps(email.to_dict()) + repr(facts)
+    assert KEY not in shown
+
+
+@pytest.mark.parametrize(
+    ("code", "reason_code", "attempts"),
+    [(401, "auth_error", 1), (429, "rate_limited", 2), (500, "server_error", 2)],
+)
+def test_api_errors_fall_back_to_the_template(groq_stub, facts, caplog, code, reason_code, attempts):
+    caplog.set_level(logging.DEBUG)
+    groq_stub.default = ("status", code, None)
+    email = emails.write_email(facts, FAST)
+    assert email.source == "template" and email.reason_code == reason_code
+    assert f"HTTP {code}" in email.reason
+    assert len(groq_stub.requests) == attempts  # max_retries=1: retried once, never more
+    assert email.text == emails.template_email(facts, "x", "y").text
+    assert KEY not in caplog.text + repr(email)
+
+
+def _no_secret(*texts: str) -> None:
+    for text in texts:
+        assert KEY not in text
+
+
+@pytest.mark.parametrize("step", [("sleep", 5.0), ("drip", 0.05)], ids=["hang", "slow_drip"])
+def test_a_hanging_endpoint_costs_at_most_the_budget(groq_stub, facts, caplog, step):
+    caplog.set_level(logging.DEBUG)
+    groq_stub.default = step  # hang: no answer for 5 s; slow drip: one byte every 50 ms (~20 s in all)
+    start = time.perf_counter()
+    email = emails.write_email(facts, FAST)
+    elapsed = time.perf_counter() - start
+    assert email.source == "template" and email.reason_code == "timeout"
+    assert email.reason == "Groq API did not answer within the 1 s budget"
+    assert elapsed < FAST.email_budget_seconds + 1  # budget + slack, never the endpoint's pace
+    assert len(groq_stub.requests) == 1  # a timed-out attempt used up the budget: no retry
+    _no_secret(caplog.text, repr(email))
+
+
+def test_the_budget_spans_fallback_models(groq_stub, facts):
+    groq_stub.plan["llama-3.1-8b-instant"] = ("status", 400, "model_decommissioned")
+    groq_stub.plan["openai/gpt-oss-20b"] = ("sleep", 5.0)
+    start = time.perf_counter()
+    email = emails.write_email(facts, FAST)
+    assert time.perf_counter() - start < FAST.email_budget_seconds + 1
+    assert email.reason_code == "timeout"
+    assert email.tried == ("llama-3.1-8b-instant", "openai/gpt-oss-20b")
+
+
+@pytest.mark.parametrize(
+    ("step", "reason_code", "reason"),
+    [
+        (("malformed",), "malformed_json", "the Groq API answered with malformed JSON"),
+        (("body", {"detail": "Not Found"}), "bad_schema", "the Groq API's answer is not a chat completion"),
+        (("body", ["not", "a", "completion"]), "bad_schema", "not a chat completion"),
+        (("body", {"choices": [{"message": 5}]}), "bad_schema", "not a chat completion"),
+        (("no_choices",), "no_choices", "Groq model llama-3.1-8b-instant returned no answer (no choices)"),
+        (("ok", ""), "empty_answer", "Groq model llama-3.1-8b-instant returned an empty answer"),
+        (("ok", " \n "), "empty_answer", "returned an empty answer"),
+    ],
+    ids=["malformed_json", "wrong_schema", "json_list", "bad_choice", "empty_choices", "empty", "blank"],
+)
+def test_bad_answers_fall_back_to_the_template(groq_stub, facts, caplog, step, reason_code, reason):
+    caplog.set_level(logging.DEBUG)
+    groq_stub.default = step
+    email = emails.write_email(facts, FAST)
+    assert (email.source, email.reason_code) == ("template", reason_code)
+    assert reason in email.reason
+    assert email.label == f"template:{reason_code}"
+    assert email.text == emails.template_email(facts, "x", "y").text
+    assert len(groq_stub.requests) == 1  # a garbled answer is not retried
+    _no_secret(caplog.text, repr(email), json.dumps(email.to_dict()))
+
+
+def test_any_exception_in_the_writer_falls_back_without_the_secret(groq_stub, facts, caplog, monkeypatch):
+    import groq
+
+    caplog.set_level(logging.DEBUG)
+
+    def broken(**kwargs):
+        raise RuntimeError(f"Illegal header value b'Bearer {kwargs['api_key']}'")
+
+    monkeypatch.setattr(groq, "Groq", broken)
+    email = emails.write_email(facts, FAST)
+    assert (email.source, email.reason_code) == ("template", "internal_error")
+    assert email.reason == "the LLM email writer failed unexpectedly"
+    assert "RuntimeError" in caplog.text and "Traceback" not in caplog.text
+    _no_secret(caplog.text, repr(email))
+    monkeypatch.undo()
+    monkeypatch.setattr(emails, "prompt_messages", lambda facts: 1 / 0)  # our own bug
+    assert emails.write_email(facts, FAST, api_key=KEY).reason_code == "internal_error"
+
+
+def test_decommissioned_model_falls_back_to_the_next(groq_stub, facts):
+    groq_stub.plan["llama-3.1-8b-instant"] = ("status", 400, "model_decommissioned")
+    groq_stub.plan["openai/gpt-oss-20b"] = ("status", 404, "model_not_found")
+    email = emails.write_email(facts, FAST)
+    assert (email.source, email.model) == ("groq", "llama-3.3-70b-versatile")
+    assert email.tried == ("llama-3.1-8b-instant", "openai/gpt-oss-20b", "llama-3.3-70b-versatile")
+    assert [r["model"] for r in groq_stub.requests] == list(email.tried)
+
+
+def test_all_models_decommissioned_gives_the_template(groq_stub, facts):
+    groq_stub.default = ("status", 400, "model_decommissioned")
+    email = emails.write_email(facts, FAST)
+    assert email.source == "template" and email.reason_code == "models_unavailable"
+    assert "llama-3.1-8b-instant" in email.reason and "llama-3.3-70b-versatile" in email.reason
+    assert len(groq_stub.requests) == 3
+
+
+def test_other_bad_request_is_not_retried_on_fallbacks(groq_stub, facts):
+    groq_stub.default = ("status", 400, "context_length_exceeded")
+    email = emails.write_email(facts, FAST)
+    assert email.reason_code == "api_error" and "context_length_exceeded" in email.reason
+    assert len(groq_stub.requests) == 1
+
+
+def test_no_key_means_template_without_a_request(groq_stub, facts, monkeypatch):
+    monkeypatch.delenv("GROQ_API_KEY")
+    email = emails.write_email(facts, FAST)
+    assert (email.source, email.reason_code) == ("template", "no_api_key")
+    assert email.reason == "no GROQ_API_KEY is set"
+    assert groq_stub.requests == []
+
+
+def test_template_is_deterministic_and_uses_the_facts(facts):
+    one = emails.template_email(facts, "r", "c")
+    two = emails.template_email(facts, "r", "c")
+    assert one == two
+    assert "for 3 months" in one.text and "- A two-year contract" in one.text
+    assert "churn" not in one.text.lower() and "62" not in one.text
+    empty = emails.email_facts({"tenure": 0}, 0.1, "Low")
+    assert "Here is what we can do" not in emails.template_email(empty, "r", "c").text
