@@ -68,10 +68,11 @@ def checker(state: AppState):
 
 def compare(state: AppState, model_a: str, model_b: str) -> dict[str, Any]:
     """The `ab-test` stage's comparison (churn.abtest.compare) for two chosen models on the test split."""
+    setup = abtest.setup(state.params())
     X, y = data.xy(state.test_set())
     failed = _failed_gates(state, model_b)
     return abtest.compare_models(
-        state.params(),
+        setup,
         state.model_for(model_a).pipeline,
         state.model_for(model_b).pipeline,
         X,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -208,31 +209,44 @@ def compare(
     return result
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What a comparison reads from params: the churner threshold, the A/B policy and the seed."""
+
+    threshold: float
+    policy: AbTestSettings
+    seed: int
+
+
+def setup(params: dict[str, Any], source: str = "params.yaml") -> Setup:
+    """`evaluate.threshold`, the `ab_test` section and `base.seed`, checked (ParamsError otherwise)."""
+    return Setup(
+        threshold=read(params, EvaluateSettings, source).threshold,
+        policy=read(params, AbTestSettings, source),
+        seed=read(params, BaseSettings, source).seed,
+    )
+
+
 def compare_models(
-    params: dict[str, Any],
+    setup: Setup,
     champion: Any,
     challenger: Any,
     X: Any,
     y: np.ndarray,
     *,
     failed_gates: list[str],
-    source: str = "params.yaml",
 ) -> dict[str, Any]:
     """The `ab-test` stage's comparison of two fitted pipelines on the same customers.
 
-    Threshold (`evaluate.threshold`), policy (`ab_test`) and seed (`base.seed`) come from params;
-    the stage and the app's A/B tab both call this.
+    The stage and the app's A/B tab both call this, with `setup(params)` read before any work.
     """
-    threshold = read(params, EvaluateSettings, source).threshold
-    pol = read(params, AbTestSettings, source)
-    seed = read(params, BaseSettings, source).seed
     proba = probabilities({"champion": champion, "challenger": challenger}, X)
     return compare(
         y,
         proba["champion"],
         proba["challenger"],
-        threshold=threshold,
-        pol=pol,
-        seed=seed,
+        threshold=setup.threshold,
+        pol=setup.policy,
+        seed=setup.seed,
         failed_gates=failed_gates,
     )

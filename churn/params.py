@@ -255,13 +255,3 @@ def fail_on(rule: str, key: str, got: Any) -> PydanticCustomError:
 def read(params: dict[str, Any], cls: type[Section], source: str = "params.yaml") -> Any:
     """`cls.from_params(section(params, cls.KEY, source), source)`: a whole section, checked."""
     return cls.from_params(section(params, cls.KEY, source), source)
-
-
-def __getattr__(name: str) -> Any:
-    """Transitional: `churn.monitoring.drift` still imports DriftConfig from here (another branch of
-    issue 12 changes drift.py); once merged, import it from churn.settings there and delete this."""
-    if name == "DriftConfig":
-        from churn.settings import DriftConfig
-
-        return DriftConfig
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

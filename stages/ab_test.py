@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = load_params(args.params)
     minimums = read(params, ReportSettings, args.params).minimums.model_dump()
+    setup = abtest.setup(params, args.params)  # every section this stage reads, checked before any file
     metrics_dir = Metrics(args.metrics_dir)
     scores_path = metrics_dir.evaluate(CANDIDATE)
     fair_path, rob_path = metrics_dir.fairness, metrics_dir.robustness
@@ -47,13 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     # before this stage (a dependency of it); serving checks them against dvc.lock instead
     models = {n: load_model(model_file(args.models_dir, n), trust=True) for n in MODELS}
     result = abtest.compare_models(
-        params,
+        setup,
         models[PRODUCTION],
         models[CANDIDATE],
         X,
         y,
         failed_gates=validation.failed(gates),
-        source=args.params,
     )
     save_json(result, args.out)
     save_json(scorecard.ab_test(result), args.scorecard_out or metrics_dir.scorecard_ab_test)

@@ -13,7 +13,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from churn import schema
-from churn.params import DriftConfig
+from churn.settings import DriftConfig
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ import pytest
 from churn import data, schema
 from churn.monitoring.monitor import Monitor
 from churn.monitoring.queries import Window
-from churn.params import MonitoringSettings, load_params
+from churn.params import load_params
 from churn.serving import Predictor
+from churn.settings import MonitoringSettings
 
 from .logged import frame
 
