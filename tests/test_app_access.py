@@ -13,13 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import ROOT
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
 from app.access import ADMIN_ENV, ANONYMOUS_ENV, AUTH_ENV, Access, Login, is_loopback, start_problem
 from churn import registry
+from tests.fixtures import ROOT
 
 READER = ("analyst", "reader-pw")
 ADMIN = ("admin", "admin-pw")

@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, VENV_BIN, _free_port, git_env, started_server
 
 from churn import data, registry
+from tests.fixtures import ROOT, VENV_BIN
+from tests.fixtures.projects import git_env
+from tests.fixtures.servers import free_port, started_server
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,7 @@ def fresh_clone(tmp_path_factory):
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"  # a new shell: no venv activated
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, env=env, timeout=120)
     assert not (base / "shared").exists() and not (clone / "mlflow.db").exists()
-    port = _free_port()
+    port = free_port()
     env.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1")
     log_path = base / "make-run.log"
     cmd = ["make", "run", f"VENV={VENV_BIN.parent}"]

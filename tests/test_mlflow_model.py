@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import VENV_BIN, _free_port, started_server
 
 from churn import data, metrics, registry, schema, tracking
 from churn import mlflow_model as mm
+from tests.fixtures import VENV_BIN
+from tests.fixtures.servers import free_port, started_server
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +154,7 @@ def test_mlflow_evaluate_gives_the_projects_roc_auc(store, fitted, prepared):
 @contextlib.contextmanager
 def _served(model_uri: str, workdir: Path, timeout_s: float = 90):
     """`mlflow models serve` on 127.0.0.1 (local env); yields its URL once GET /ping answers."""
-    port = _free_port()
+    port = free_port()
     cmd = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     # the server execs `uvicorn` from PATH: the venv's bin must be on it

@@ -11,13 +11,13 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import ROOT
 from gradio_client import Client, handle_file
 
 from app import serve
 from app.predict import HIGH_RISK
 from churn import cli
 from churn.redact import RedactingFilter, display_path, display_uri, redact_url, scrub
+from tests.fixtures import ROOT
 
 SECRET = "PASSWORD"
 EXPERIMENT, MODEL = "churn-redact", "churn-redact-model"

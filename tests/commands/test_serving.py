@@ -17,14 +17,6 @@ from churn.serving import Predictor
 HEADER = ",".join(schema.COLUMNS)
 
 
-@pytest.fixture()
-def served(serving_root, isolated_env, monkeypatch):
-    """Run the CLI from the serving root; the prediction log is a temporary SQLite file."""
-    monkeypatch.chdir(serving_root)
-    monkeypatch.delenv("GROQ_API_KEY", raising=False)
-    return isolated_env
-
-
 def _lines(df: pd.DataFrame) -> list[str]:
     return [",".join(row) for row in df.astype(str).to_numpy().tolist()]
 

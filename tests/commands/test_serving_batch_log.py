@@ -26,13 +26,6 @@ ROWS = 40_000  # 20 chunks of 2,000: still running when the first chunk is in th
 CHUNK = "2000"
 
 
-@pytest.fixture()
-def served(serving_root, isolated_env, monkeypatch):
-    monkeypatch.chdir(serving_root)
-    monkeypatch.delenv("GROQ_API_KEY", raising=False)
-    return isolated_env
-
-
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("big") / "customers.csv"
