@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
@@ -22,35 +20,10 @@ def run(capsys, root, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture()
-def webhook():
-    """A local HTTP server collecting the JSON bodies POSTed to it."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["content-length"]))
-            received.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_replay_drift_check_alerts_webhook_feedback_performance(
     monitor_root, capsys, webhook, tmp_path, monkeypatch
 ):
-    url, received = webhook
+    url, received, _ = webhook
     monkeypatch.setenv("CHURN_ALERT_WEBHOOK", url)
     outcomes = tmp_path / "outcomes.csv"
     code, out, _ = run(
@@ -91,6 +64,7 @@ def test_replay_drift_check_alerts_webhook_feedback_performance(
     stored = store.read_alerts()
     assert len(stored) == len(lines) and {a.kind for a in stored} >= {"dataset_drift", "feature_drift"}
     assert len(received) == 1 and received[0]["source"] == "churn-monitor"
+    assert received[0]["type"] == "application/json"
     assert [a["kind"] for a in received[0]["alerts"]] == [a.kind for a in reversed(stored)]
     assert received[0]["alerts"][0]["window"] == "last 500"
 

@@ -3,41 +3,8 @@ real local HTTP server."""
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
-
 from churn.monitoring import alerts
 from churn.monitoring.records import Alert
-
-
-@pytest.fixture()
-def webhook():
-    """A local webhook: answers `status[0]` and keeps each received JSON body in `bodies`."""
-    bodies: list[dict] = []
-    status = [204]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            size = int(self.headers.get("content-length") or 0)
-            bodies.append({"type": self.headers.get("content-type"), **json.loads(self.rfile.read(size))})
-            self.send_response(status[0])
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", bodies, status
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _ok_report(**parts) -> dict:
