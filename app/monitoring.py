@@ -14,7 +14,8 @@ from app.access import Access
 from app.state import AppState
 from churn.monitoring import drift, timeseries
 from churn.monitoring.monitor import Monitor
-from churn.monitoring.store import Window, utc_naive
+from churn.monitoring.queries import Window
+from churn.monitoring.records import utc_naive
 from churn.settings import MonitoringSettings
 
 log = logging.getLogger(__name__)

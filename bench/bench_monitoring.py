@@ -37,7 +37,8 @@ import pandas as pd
 from churn import data, io, model, synth
 from churn.monitoring import alerts, drift, simulate
 from churn.monitoring.monitor import Monitor
-from churn.monitoring.store import PredictionStore, Window
+from churn.monitoring.queries import Window
+from churn.monitoring.store import PredictionStore
 from churn.params import load_params
 from churn.paths import Layout
 from churn.settings import MonitoringSettings

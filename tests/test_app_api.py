@@ -234,7 +234,7 @@ def test_batch_rejects_bad_files_next_to_the_upload(client, store, project, tmp_
 
 def test_monitoring_shows_volume_drift_alerts_and_live_performance(client, admin_client, store, project):
     from churn.monitoring import simulate
-    from churn.monitoring.store import Outcome
+    from churn.monitoring.records import Outcome
 
     customers = simulate.traffic(500, simulate.Scenario.get("contract_mix"), days=6, seed=5)
     simulate.replay(serving.Predictor.load(root=project, store=store), customers)

@@ -335,7 +335,8 @@ def _alerts(args: argparse.Namespace) -> int:
 
 def _traffic(args: argparse.Namespace) -> int:
     from churn.monitoring import timeseries
-    from churn.monitoring.store import PredictionStore, Window
+    from churn.monitoring.queries import Window
+    from churn.monitoring.store import PredictionStore
 
     store = PredictionStore(args.db)
     window = Window(

@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from churn.monitoring.drift import PREDICTION
-from churn.monitoring.store import Alert
+from churn.monitoring.records import Alert
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import date
 
 import pandas as pd
 
-from churn.monitoring.store import Outcome, RecordError
+from churn.monitoring.records import Outcome, RecordError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,9 @@ import pandas as pd
 from churn import data, io, schema
 from churn.monitoring import alerts as alerting
 from churn.monitoring import drift, performance
-from churn.monitoring.store import Alert, PredictionStore, Window
+from churn.monitoring.queries import Window
+from churn.monitoring.records import Alert
+from churn.monitoring.store import PredictionStore
 from churn.settings import MonitoringSettings
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from churn.monitoring.batches import BatchLedger
-from churn.monitoring.queries import Queries, Window
+from churn.monitoring.queries import Queries
 from churn.monitoring.records import (
     RESULT_FIELDS,
     Alert,
@@ -44,17 +44,6 @@ from churn.monitoring.tables import (
 )
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "Alert",
-    "Outcome",
-    "PredictionRecord",
-    "PredictionStore",
-    "Predictions",
-    "RecordError",
-    "Window",
-    "utc_naive",
-]
 
 #: Concurrent first start-ups race to create the tables: attempts before giving up.
 CREATE_ATTEMPTS = 8

@@ -13,7 +13,8 @@ from scipy.spatial.distance import jensenshannon
 
 from churn import data, schema, synth
 from churn.monitoring import drift
-from churn.monitoring.store import PredictionStore, Window
+from churn.monitoring.queries import Window
+from churn.monitoring.store import PredictionStore
 from churn.params import ParamsError
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from churn import data, synth
 from churn.monitoring import alerts, performance, timeseries
-from churn.monitoring.store import Alert, PredictionStore
+from churn.monitoring.records import Alert
+from churn.monitoring.store import PredictionStore
 
 
 def brute_force_auc(c: np.ndarray, s: np.ndarray) -> float:
