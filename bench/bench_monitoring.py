@@ -35,13 +35,13 @@ import numpy as np
 import pandas as pd
 
 from churn import data, io, model, synth
-from churn.monitoring import alerts, drift, simulate
+from churn.monitoring import alerts, distributions, drift, simulate
 from churn.monitoring.monitor import Monitor
 from churn.monitoring.queries import Window
 from churn.monitoring.store import PredictionStore
 from churn.params import load_params
 from churn.paths import Layout
-from churn.settings import MonitoringSettings
+from churn.settings import DriftConfig, MonitoringSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = io.real_data_path()  # CHURN_REAL_DATA; the real-data check is skipped without it
@@ -202,7 +202,7 @@ def scale(url: str, rows: int, monitor: Monitor, splits: dict[str, str]) -> dict
 
 def window_rates(
     reference: drift.Reference,
-    config: drift.DriftConfig,
+    config: DriftConfig,
     frame: pd.DataFrame,
     proba,
     windows: list[np.ndarray],
@@ -210,7 +210,7 @@ def window_rates(
     """Share of windows with dataset drift, and with any alert (features or prediction)."""
     dataset, anything, drifted_features = 0, 0, 0
     for rows in windows:
-        summary = drift.summarize(frame.iloc[rows], None if proba is None else proba[rows])
+        summary = distributions.summarize(frame.iloc[rows], None if proba is None else proba[rows])
         report = drift.compare(reference, summary, config)
         dataset += report["dataset"]["drifted"]
         anything += bool(alerts.from_drift(report))
@@ -229,7 +229,7 @@ def disjoint(n_windows: int, size: int) -> list[np.ndarray]:
     return [np.arange(i * size, (i + 1) * size) for i in range(n_windows)]
 
 
-def real_random_splits(config: drift.DriftConfig, n_windows: int, seed: int) -> dict:
+def real_random_splits(config: DriftConfig, n_windows: int, seed: int) -> dict:
     """The real Telco data, no drift by construction: per window, a fresh random 80/20 split; the
     80% is the reference, 500 rows of the 20% the window (features only: no model of this data)."""
     real = data.load_clean(REAL)[0]
@@ -239,7 +239,9 @@ def real_random_splits(config: drift.DriftConfig, n_windows: int, seed: int) -> 
         order = rng.permutation(len(real))
         cut = int(0.8 * len(real))
         reference = drift.reference_from_frame(real.iloc[order[:cut]], config)
-        report = drift.compare(reference, drift.summarize(real.iloc[order[cut : cut + WINDOW]]), config)
+        report = drift.compare(
+            reference, distributions.summarize(real.iloc[order[cut : cut + WINDOW]]), config
+        )
         fired += report["dataset"]["drifted"]
         drifted += report["dataset"]["n_drifted"]
     return {

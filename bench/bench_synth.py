@@ -20,7 +20,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from churn import data, model, synth
 from churn.io import REAL_DATA_ENV, REAL_DATA_HINT, real_data_path, save_json
-from churn.monitoring import drift
+from churn.monitoring import distributions
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS, SEED = 7043, 42
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     X_real, y_real = data.xy(data.clean(real)[0])
     X_syn, y_syn = data.xy(data.clean(synthetic)[0])
 
-    psi = drift.column_psi(real, synthetic)
+    psi = distributions.column_psi(real, synthetic)
     worst = max(psi, key=psi.get)
     scores = {}
     for name, spec in MODELS.items():

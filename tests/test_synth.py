@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from churn import data, model, schema, synth
 from churn.io import load_json
-from churn.monitoring import drift
+from churn.monitoring import distributions
 
 ROWS, SEED = 7043, 42
 
@@ -139,7 +139,7 @@ def test_churn_rate_within_two_points_of_real(synthetic, real_raw):
 
 
 def test_every_column_psi_below_0_10(synthetic, real_raw):
-    psi = drift.column_psi(real_raw, synthetic)
+    psi = distributions.column_psi(real_raw, synthetic)
     assert set(psi) == set(schema.COLUMNS) - {schema.ID}
     worst = max(psi, key=psi.get)
     assert psi[worst] < 0.10, f"{worst}: PSI {psi[worst]:.4f}"

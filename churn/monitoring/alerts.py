@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from churn.monitoring.drift import PREDICTION
+from churn.monitoring.distributions import PREDICTION
 from churn.monitoring.records import Alert
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from churn import data, io, schema
 from churn.monitoring import alerts as alerting
-from churn.monitoring import drift, performance
+from churn.monitoring import distributions, drift, performance
 from churn.monitoring.queries import Window
 from churn.monitoring.records import Alert
 from churn.monitoring.store import PredictionStore
@@ -96,7 +96,9 @@ class Monitor:
     def reference(self, with_prediction: bool = True) -> drift.Reference:
         """The drift reference: the training split, plus the model's held-out scores."""
         with self._lock:
-            if self._reference is None or (with_prediction and drift.PREDICTION not in self._reference.edges):
+            if self._reference is None or (
+                with_prediction and distributions.PREDICTION not in self._reference.edges
+            ):
                 df = self._table(self.settings.reference, "reference (monitoring.reference)")
                 proba = self.holdout()[0] if with_prediction else None
                 self._reference = drift.reference_from_frame(
@@ -117,7 +119,7 @@ class Monitor:
             raise ValueError(f"the window is empty ({window.describe()}): no logged predictions")
         summary = self.store.summarize(selection)
         if not with_prediction:
-            summary.numeric.pop(drift.PREDICTION, None)
+            summary.numeric.pop(distributions.PREDICTION, None)
         return drift.compare(self.reference(with_prediction), summary, self.settings.drift, window.describe())
 
     def drift_batch(self, raw: pd.DataFrame, source: str = "batch", with_prediction: bool = True) -> dict:
@@ -125,17 +127,17 @@ class Monitor:
         schema.validate(raw, require_target=False, require_id=False, source=source)
         clean, _ = data.clean(raw)
         proba = self.score(clean) if with_prediction else None
-        summary = drift.summarize(clean, proba)
+        summary = distributions.summarize(clean, proba)
         return drift.compare(self.reference(with_prediction), summary, self.settings.drift, source)
 
     def holdout_metrics(self) -> dict:
         proba, y = self.holdout()
         return performance.live_metrics(y, proba, self.settings.performance.threshold)
 
-    def estimate_window(self, summary: drift.Summary) -> dict:
+    def estimate_window(self, summary: distributions.Summary) -> dict:
         """CBPE on a window's probability counts, calibrated on the held-out split."""
         proba, y = self.holdout()
-        counts = summary.numeric[drift.PREDICTION]
+        counts = summary.numeric[distributions.PREDICTION]
         calibrator = performance.fit_calibrator(proba, y)
         return performance.estimate(
             counts.index.to_numpy(),

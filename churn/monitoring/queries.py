@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from churn import schema
-from churn.monitoring import drift
+from churn.monitoring import distributions
 from churn.monitoring.records import Alert, utc_naive
 from churn.monitoring.tables import (
     GRID_COLUMNS,
@@ -174,7 +174,7 @@ class Queries:
             raise KeyError(f"'{column}' is not a numeric column of the log ({sorted(GRID_COLUMNS)})")
         rows = self._grouped(grid_key(column), predictions.c[column], self.select(window))
         keys = np.array([r[0] for r in rows], dtype="float64")
-        scale = drift.grid_scale(GRID_COLUMNS[column])
+        scale = distributions.grid_scale(GRID_COLUMNS[column])
         return pd.Series([int(r[1]) for r in rows], index=keys / scale, dtype="int64", name=column)
 
     def level_counts(self, column: str, window: Window | Selection | None = None) -> pd.Series:
@@ -210,8 +210,8 @@ class Queries:
         with self.engine.connect() as conn:
             return [(r[0], int(r[1])) for r in conn.execute(stmt)]
 
-    def summarize(self, window: Window | Selection | None = None, workers: int = 2) -> drift.Summary:
-        """The window as a `drift.Summary` (19 features and the probability), one GROUP BY per column.
+    def summarize(self, window: Window | Selection | None = None, workers: int = 2) -> distributions.Summary:
+        """The window as a `distributions.Summary` (19 features and the probability), one GROUP BY per column.
 
         Queries run on `workers` connections at once; memory stays at a few counts per column
         whatever the window's size.
@@ -224,9 +224,9 @@ class Queries:
             results = list(pool.map(lambda job: job[0](job[1], selection), jobs))
         counts = {s.name: s for s in results}
         numeric = {c: counts[c] for c in schema.NUMERIC_FEATURES}
-        numeric[drift.PREDICTION] = counts["probability"]
+        numeric[distributions.PREDICTION] = counts["probability"]
         categorical = {c: counts[c] for c in schema.CATEGORICAL_FEATURES}
-        return drift.Summary(n=selection.n, numeric=numeric, categorical=categorical)
+        return distributions.Summary(n=selection.n, numeric=numeric, categorical=categorical)
 
     def _column(self, name: str) -> sa.Column:
         if name not in predictions.c:

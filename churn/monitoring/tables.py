@@ -12,7 +12,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import StaticPool
 
 from churn import schema
-from churn.monitoring import drift
+from churn.monitoring import distributions
 
 DEFAULT_URL = "sqlite:///predictions.db"
 #: Milliseconds a SQLite writer waits for another writer's lock before giving up.
@@ -57,20 +57,20 @@ BATCH_ROWS_INDEX = sa.Index(
     postgresql_where=predictions.c.batch_id.is_not(None),
 )
 
-#: Numeric columns of the log and the drift grid each is counted on (`drift.GRID`).
+#: Numeric columns of the log and the drift grid each is counted on (`distributions.GRID`).
 GRID_COLUMNS = {
-    **{c: drift.GRID[c] for c in schema.NUMERIC_FEATURES},
-    "probability": drift.GRID[drift.PREDICTION],
+    **{c: distributions.GRID[c] for c in schema.NUMERIC_FEATURES},
+    "probability": distributions.GRID[distributions.PREDICTION],
 }
 
 
 def grid_key(name: str) -> sa.ColumnElement[int]:
     """The column's value as a whole number of grid steps, floor(value · scale + ½) as in
-    `drift.grid_keys`; the same SQL text in the index and the query, so the index answers it."""
+    `distributions.grid_keys`; the same SQL text in the index and the query, so the index answers it."""
     col = predictions.c[name]
     if name in schema.NUMERIC and schema.NUMERIC[name][2]:
         return col
-    scale = drift.grid_scale(GRID_COLUMNS[name])
+    scale = distributions.grid_scale(GRID_COLUMNS[name])
     shifted = (col if scale == 1 else col * sa.literal_column(str(scale))) + sa.literal_column("0.5")
     return _FloorInt(shifted)
 

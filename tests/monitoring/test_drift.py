@@ -12,10 +12,11 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from churn import data, schema, synth
-from churn.monitoring import drift
+from churn.monitoring import distributions, drift
 from churn.monitoring.queries import Window
 from churn.monitoring.store import PredictionStore
 from churn.params import ParamsError
+from churn.settings import DriftConfig
 
 
 def counts(values) -> pd.Series:
@@ -28,8 +29,8 @@ def reference_frame(prepared) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def config() -> drift.DriftConfig:
-    return drift.DriftConfig()
+def config() -> DriftConfig:
+    return DriftConfig()
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_ks_matches_scipy_asymptotic_on_grid_data(seed):
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 73, 800)  # whole months, with ties, like tenure
     b = rng.integers(5, 73, 300)
-    d, p = drift.ks_from_counts(counts(a), counts(b))
+    d, p = distributions.ks_from_counts(counts(a), counts(b))
     ref = stats.ks_2samp(a, b, method="asymp")
     assert d == pytest.approx(ref.statistic, abs=1e-12)
     assert p == pytest.approx(ref.pvalue, rel=1e-9)
@@ -58,7 +59,7 @@ def test_ks_matches_scipy_asymptotic_on_grid_data(seed):
 
 def test_ks_hand_computed():
     # ECDFs of {1,2,3,4} and {3,4,5,6}: largest gap 0.5 at x = 2 (1.0 - 0.5 ... ) → D = 0.5
-    d, _ = drift.ks_from_counts(counts([1, 2, 3, 4]), counts([3, 4, 5, 6]))
+    d, _ = distributions.ks_from_counts(counts([1, 2, 3, 4]), counts([3, 4, 5, 6]))
     assert d == 0.5
 
 
@@ -66,7 +67,7 @@ def test_chi_square_matches_scipy_and_a_hand_computed_table():
     # 2x2 table [[30, 70], [50, 50]]: expected [[40, 60], [40, 60]] → chi2 = 2*(100/40 + 100/60)
     ref = pd.Series({"No": 70, "Yes": 30})
     cur = pd.Series({"No": 50, "Yes": 50})
-    stat, p, dof = drift.chi2_from_counts(ref, cur)
+    stat, p, dof = distributions.chi2_from_counts(ref, cur)
     assert stat == pytest.approx(2 * (100 / 40 + 100 / 60), rel=1e-12)
     assert dof == 1
     assert p == pytest.approx(stats.chi2.sf(stat, 1), rel=1e-12)
@@ -77,7 +78,7 @@ def test_chi_square_matches_scipy_and_a_hand_computed_table():
 def test_chi_square_counts_unseen_levels_in_their_own_bucket():
     ref = pd.Series({"DSL": 40, "Fiber optic": 60})
     cur = pd.Series({"DSL": 40, "Fiber optic": 50, "Satellite": 10})
-    stat, p, dof = drift.chi2_from_counts(ref, cur)
+    stat, p, dof = distributions.chi2_from_counts(ref, cur)
     sp = stats.chi2_contingency([[40, 60, 0], [40, 50, 10]], correction=False)
     assert dof == 2 and stat == pytest.approx(sp.statistic) and p == pytest.approx(sp.pvalue)
 
@@ -85,16 +86,16 @@ def test_chi_square_counts_unseen_levels_in_their_own_bucket():
 def test_wasserstein_matches_scipy_the_area_between_cdfs_and_hand_values():
     rng = np.random.default_rng(3)
     a, b = rng.normal(50, 10, 500).round(2), rng.normal(53, 12, 400).round(2)
-    got = drift.wasserstein_from_counts(counts(a), counts(b))
+    got = distributions.wasserstein_from_counts(counts(a), counts(b))
     assert got == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-12)  # the raw samples
     # the former formula: the area between the two empirical CDFs on the union of values
-    values, f_a, f_b = drift._cdfs(counts(a), counts(b))
+    values, f_a, f_b = distributions._cdfs(counts(a), counts(b))
     assert got == pytest.approx(float(np.sum(np.abs(f_a - f_b)[:-1] * np.diff(values))), rel=1e-12)
     # hand: moving mass 1 from 0 to 3 costs 3; half the mass from 1 to 2 costs 0.5
-    assert drift.wasserstein_from_counts(counts([0, 0]), counts([3, 3])) == 3.0
-    assert drift.wasserstein_from_counts(pd.Series({1.0: 2, 2.0: 2}), pd.Series({2.0: 4})) == 0.5
+    assert distributions.wasserstein_from_counts(counts([0, 0]), counts([3, 3])) == 3.0
+    assert distributions.wasserstein_from_counts(pd.Series({1.0: 2, 2.0: 2}), pd.Series({2.0: 4})) == 0.5
     # counts are weights: a value listed twice, or with a zero count, changes nothing
-    assert drift.wasserstein_from_counts(
+    assert distributions.wasserstein_from_counts(
         pd.Series([1, 1, 0], index=[0.0, 0.0, 7.0]), pd.Series({1.0: 1})
     ) == pytest.approx(1.0)
 
@@ -102,36 +103,38 @@ def test_wasserstein_matches_scipy_the_area_between_cdfs_and_hand_values():
 def test_jensen_shannon_matches_scipy_and_bounds():
     ref = pd.Series({"a": 30, "b": 70})
     cur = pd.Series({"a": 60, "b": 40})
-    assert drift.jensen_shannon_from_counts(ref, cur) == pytest.approx(
+    assert distributions.jensen_shannon_from_counts(ref, cur) == pytest.approx(
         jensenshannon([0.3, 0.7, 0], [0.6, 0.4, 0])
     )
-    assert drift.jensen_shannon_from_counts(ref, ref * 3) == pytest.approx(0.0, abs=1e-7)
-    disjoint = drift.jensen_shannon_from_counts(pd.Series({"a": 5}), pd.Series({"z": 5}))
+    assert distributions.jensen_shannon_from_counts(ref, ref * 3) == pytest.approx(0.0, abs=1e-7)
+    disjoint = distributions.jensen_shannon_from_counts(pd.Series({"a": 5}), pd.Series({"z": 5}))
     assert disjoint == pytest.approx(math.sqrt(math.log(2)))
 
 
 def test_psi_from_summary_equals_the_raw_psi_helpers():
     rng = np.random.default_rng(4)
     ref, cur = rng.integers(0, 73, 2000), rng.integers(0, 60, 500)
-    edges = drift.weighted_quantile_edges(counts(ref), 10)
-    np.testing.assert_allclose(edges, drift.numeric_bins(ref, 10))
-    assert drift.psi_from_summary(counts(ref), counts(cur), edges) == pytest.approx(
-        drift.psi_numeric(ref, cur)
+    edges = distributions.weighted_quantile_edges(counts(ref), 10)
+    np.testing.assert_allclose(edges, distributions.numeric_bins(ref, 10))
+    assert distributions.psi_from_summary(counts(ref), counts(cur), edges) == pytest.approx(
+        distributions.psi_numeric(ref, cur)
     )
     cats_ref, cats_cur = ["a"] * 50 + ["b"] * 50, ["b"] * 75 + ["a"] * 20 + ["c"] * 5
-    assert drift.psi_from_summary(counts(cats_ref), counts(cats_cur)) == pytest.approx(
-        drift.psi_categorical(cats_ref, cats_cur)
+    assert distributions.psi_from_summary(counts(cats_ref), counts(cats_cur)) == pytest.approx(
+        distributions.psi_categorical(cats_ref, cats_cur)
     )
 
 
 def test_weighted_quantile_edges_match_numpy_on_real_values(reference_frame):
     values = reference_frame["MonthlyCharges"].to_numpy()
-    summary = drift.numeric_counts(values, drift.GRID["MonthlyCharges"])
-    np.testing.assert_allclose(drift.weighted_quantile_edges(summary, 10), drift.numeric_bins(values, 10))
+    summary = distributions.numeric_counts(values, distributions.GRID["MonthlyCharges"])
+    np.testing.assert_allclose(
+        distributions.weighted_quantile_edges(summary, 10), distributions.numeric_bins(values, 10)
+    )
 
 
 def test_numeric_counts_round_to_the_grid():
-    got = drift.numeric_counts(np.array([1.004, 0.996, 2.5, np.nan]), 0.01)
+    got = distributions.numeric_counts(np.array([1.004, 0.996, 2.5, np.nan]), 0.01)
     assert got.to_dict() == {1.0: 2, 2.5: 1}
 
 
@@ -139,7 +142,7 @@ def test_numeric_counts_round_to_the_grid():
 
 
 def test_small_window_uses_bonferroni_tests_and_stays_quiet_without_drift(reference, config):
-    report = drift.compare(reference, drift.summarize(fresh(500, 101)), config, "batch")
+    report = drift.compare(reference, distributions.summarize(fresh(500, 101)), config, "batch")
     assert report["status"] == "ok" and report["method"].startswith("tests")
     tenure = report["features"]["tenure"]
     assert tenure["test"] == "ks" and tenure["threshold"] == pytest.approx(0.025 / 19)
@@ -150,7 +153,7 @@ def test_small_window_uses_bonferroni_tests_and_stays_quiet_without_drift(refere
 
 
 def test_large_window_uses_distances(reference, config):
-    report = drift.compare(reference, drift.summarize(fresh(3000, 102)), config)
+    report = drift.compare(reference, distributions.summarize(fresh(3000, 102)), config)
     assert report["method"].startswith("distances")
     assert report["features"]["MonthlyCharges"]["test"] == "wasserstein_norm"
     assert report["features"]["Contract"]["test"] == "jensen_shannon"
@@ -162,7 +165,7 @@ def test_a_shifted_feature_and_unseen_level_drift(reference, config):
     cur = fresh(600, 103)
     cur["MonthlyCharges"] = cur["MonthlyCharges"] * 1.3
     cur.loc[:99, "PaymentMethod"] = "Crypto"
-    report = drift.compare(reference, drift.summarize(cur), config)
+    report = drift.compare(reference, distributions.summarize(cur), config)
     assert report["features"]["MonthlyCharges"]["drifted"]
     assert report["features"]["MonthlyCharges"]["psi_level"] == "major"
     assert report["features"]["PaymentMethod"]["drifted"]
@@ -173,20 +176,20 @@ def test_a_shifted_feature_and_unseen_level_drift(reference, config):
 
 
 def test_tiny_window_is_not_enough_data_and_empty_window_is_an_error(reference, config):
-    report = drift.compare(reference, drift.summarize(fresh(3, 104)), config, "last 3")
+    report = drift.compare(reference, distributions.summarize(fresh(3, 104)), config, "last 3")
     assert report["status"] == "not_enough_data"
     assert "not enough data: 3 prediction(s)" in report["message"]
     assert report["dataset"]["drifted"] is False and report["features"] == {}
     with pytest.raises(ValueError, match="the window is empty"):
-        drift.compare(reference, drift.Summary(n=0), config, "last 10")
+        drift.compare(reference, distributions.Summary(n=0), config, "last 10")
 
 
 def test_prediction_drift_is_tested_when_both_sides_have_probabilities(reference_frame, config):
     rng = np.random.default_rng(5)
     ref = drift.reference_from_frame(reference_frame, config, rng.beta(2, 5, 1000))
     cur = fresh(400, 105)
-    same = drift.compare(ref, drift.summarize(cur, rng.beta(2, 5, 400)), config)
-    moved = drift.compare(ref, drift.summarize(cur, rng.beta(5, 2, 400)), config)
+    same = drift.compare(ref, distributions.summarize(cur, rng.beta(2, 5, 400)), config)
+    moved = drift.compare(ref, distributions.summarize(cur, rng.beta(5, 2, 400)), config)
     assert same["prediction"]["drifted"] is False and moved["prediction"]["drifted"] is True
     assert moved["prediction"]["threshold"] == pytest.approx(0.025 / 20)  # 19 features + the prediction
 
@@ -204,9 +207,9 @@ def test_config_rejects_bad_thresholds():
     with pytest.raises(
         ParamsError, match=r"^params.yaml: monitoring.drift.alpha: must be greater than 0 and less than 1"
     ):
-        drift.DriftConfig.from_params({"alpha": 1.5}, key="monitoring.drift")
+        DriftConfig.from_params({"alpha": 1.5}, key="monitoring.drift")
     with pytest.raises(ParamsError, match=r"monitoring.drift.alpah: unknown key \(allowed: min_rows,"):
-        drift.DriftConfig.from_params({"alpah": 0.1}, key="monitoring.drift")
+        DriftConfig.from_params({"alpah": 0.1}, key="monitoring.drift")
 
 
 # -- SQL summaries equal in-memory ones ---------------------------------------------------------------
@@ -226,7 +229,7 @@ def _logged(tmp_path, frame: pd.DataFrame, proba: np.ndarray, start: datetime) -
     return store
 
 
-def _assert_same(a: drift.Summary, b: drift.Summary) -> None:
+def _assert_same(a: distributions.Summary, b: distributions.Summary) -> None:
     assert a.n == b.n
     for col, series in a.numeric.items():
         other = b.numeric[col]
@@ -248,7 +251,7 @@ def test_sql_summary_equals_pandas_summary_for_every_kind_of_window(tmp_path):
         Window(start=start + timedelta(minutes=10), end=start + timedelta(minutes=110)): slice(10, 110),
     }
     for window, rows in cases.items():
-        want = drift.summarize(frame.iloc[rows], proba[rows])
+        want = distributions.summarize(frame.iloc[rows], proba[rows])
         got = store.summarize(window)
         _assert_same(got, want)
     assert store.select(Window(last=400)).bounds == (1, 400)

@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 import sqlalchemy as sa
 
-from churn.monitoring import drift, tables
+from churn.monitoring import distributions, tables
 
 from .logged import frame
 
@@ -56,7 +56,7 @@ def test_grid_keys_in_sql_equal_the_drift_arithmetic(store):
                 .scalars()
                 .all()
             )
-            assert sql == drift.grid_keys(np.array(values), tables.GRID_COLUMNS[name]).tolist(), name
+            assert sql == distributions.grid_keys(np.array(values), tables.GRID_COLUMNS[name]).tolist(), name
     assert set(tables.GRID_COLUMNS) == {
         "SeniorCitizen",
         "tenure",
