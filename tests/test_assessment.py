@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from churn import explain, retention
+from churn import emails, explain, retention
 from churn.assessment import PROBABILITY, RISK, Assessment
 
 EXPLANATION = explain.Explanation(
@@ -48,7 +48,7 @@ def test_to_dict_keys_and_defaults_before_the_email_is_written():
 
 
 def test_to_dict_nests_plain_dicts_and_is_json():
-    email = retention.Email(subject="Hi", text="Body", source="template", reason="no key", tried=("m1",))
+    email = emails.Email(subject="Hi", text="Body", source="template", reason="no key", tried=("m1",))
     d = _assessment(email=email, prediction_id=12, model_name="champion", model_version="md5:ab").to_dict()
     assert d["explanation"]["text"] == "Churn risk 70%. Short tenure adds 30 points."
     assert d["explanation"]["points"] == {"tenure": 30.0, "Contract": 13.0}
