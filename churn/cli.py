@@ -7,7 +7,6 @@ import importlib
 import logging
 import sys
 
-from churn.io import configure_logging, load_env_file
 from churn.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -23,6 +22,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole `churn` parser; building it imports no heavy library (each command imports its own)."""
     parser = argparse.ArgumentParser(prog="churn", description="Churn MLOps command line.")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a subcommand; user errors print one clear line to stderr and return a non-zero code."""
+    args = build_parser().parse_args(argv)  # before the imports below: `--help` stays light
     from churn.commands import USER_ERRORS, UsageError
+    from churn.io import configure_logging, load_env_file
 
-    args = build_parser().parse_args(argv)
     configure_logging(args.log_level.upper())
     load_env_file()
     try:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from churn import schema
 
@@ -345,6 +344,8 @@ def coerce_features(df: pd.DataFrame) -> pd.DataFrame:
 
 def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split on the target, reproducible by seed."""
+    from sklearn.model_selection import train_test_split
+
     if not 0 < test_size < 1:
         raise ValueError(f"prepare.test_size must be between 0 and 1, got {test_size}")
     train, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[schema.TARGET])

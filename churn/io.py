@@ -14,12 +14,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 
 from churn.paths import LAYOUT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,8 @@ def write_csv(df: pd.DataFrame, path: str | Path, **to_csv: Any) -> None:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a prepared parquet table."""
+    import pandas as pd
+
     return pd.read_parquet(path)
 
 

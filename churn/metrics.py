@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn import metrics as skm
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The five headline performance metrics the validation gates check.
 HEADLINE = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -11,6 +13,9 @@ HEADLINE = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 def classification(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC, log loss and Brier score at a threshold."""
+    import numpy as np
+    from sklearn import metrics as skm
+
     y_true = np.asarray(y_true, dtype=int)
     proba = np.asarray(proba, dtype=float)
     pred = (proba >= threshold).astype(int)
@@ -31,6 +36,8 @@ def classification(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5
 
 
 def _thin(points: list[dict[str, float]], max_points: int) -> list[dict[str, float]]:
+    import numpy as np
+
     if len(points) <= max_points:
         return points
     keep = np.unique(np.linspace(0, len(points) - 1, max_points).round().astype(int))
@@ -39,6 +46,9 @@ def _thin(points: list[dict[str, float]], max_points: int) -> list[dict[str, flo
 
 def roc_points(y_true: np.ndarray, proba: np.ndarray, max_points: int = 200) -> list[dict[str, float]]:
     """ROC curve as [{fpr, tpr, threshold}], thinned to at most `max_points` points."""
+    import numpy as np
+    from sklearn import metrics as skm
+
     fpr, tpr, thr = skm.roc_curve(y_true, proba)
     thr = np.where(np.isfinite(thr), thr, 1.0)
     pts = [
@@ -50,6 +60,8 @@ def roc_points(y_true: np.ndarray, proba: np.ndarray, max_points: int = 200) -> 
 
 def pr_points(y_true: np.ndarray, proba: np.ndarray, max_points: int = 200) -> list[dict[str, float]]:
     """Precision–recall curve as [{recall, precision}], thinned."""
+    from sklearn import metrics as skm
+
     precision, recall, _ = skm.precision_recall_curve(y_true, proba)
     pts = [{"recall": float(r), "precision": float(p)} for p, r in zip(precision, recall, strict=True)]
     return _thin(pts, max_points)
@@ -57,6 +69,8 @@ def pr_points(y_true: np.ndarray, proba: np.ndarray, max_points: int = 200) -> l
 
 def calibration_points(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
     """Reliability diagram as [{mean_predicted, fraction_positive, count}] over equal-width bins."""
+    import numpy as np
+
     y_true = np.asarray(y_true, dtype=int)
     proba = np.asarray(proba, dtype=float)
     idx = np.minimum((proba * bins).astype(int), bins - 1)
@@ -76,6 +90,8 @@ def calibration_points(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) ->
 
 def confusion_rows(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> list[dict[str, str]]:
     """One {actual, predicted} row per customer, the format of DVC's confusion template."""
+    import numpy as np
+
     labels = np.array(["No churn", "Churn"])
     pred = (np.asarray(proba) >= threshold).astype(int)
     return [
@@ -86,5 +102,8 @@ def confusion_rows(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5
 
 def confusion_counts(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, int]:
     """True/false positives and negatives at a threshold."""
+    import numpy as np
+    from sklearn import metrics as skm
+
     tn, fp, fn, tp = skm.confusion_matrix(y_true, np.asarray(proba) >= threshold, labels=[0, 1]).ravel()
     return {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn.linear_model import LogisticRegression
 
 from churn import schema
 from churn.data import read_raw
@@ -160,6 +159,8 @@ def calibrate(real: pd.DataFrame) -> dict[str, Any]:
 
     Aggregates only — probabilities, regression coefficients, spreads — never a row or an id.
     """
+    from sklearn.linear_model import LogisticRegression
+
     schema.validate(real, source="real data")
     codes = _real_codes(real)
     tenure_counts = np.bincount(codes["tenure"])

@@ -7,7 +7,6 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from churn.data import DataError
 from churn.metrics import HEADLINE
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
@@ -24,6 +23,8 @@ def probabilities(models: dict[str, Any], X: Any) -> dict[str, Any]:
 
 def require(obj: Any, keys: list[str] | tuple[str, ...], source: Any) -> dict[str, Any]:
     """`obj` if it is a mapping holding every dotted key; else DataError naming the file and key."""
+    from churn.data import DataError
+
     for key in keys:
         node = obj
         for part in key.split("."):

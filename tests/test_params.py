@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from churn import metrics, model, schema
-from churn.monitoring import performance, simulate
+from churn.monitoring import performance, scenarios, simulate
 from churn.params import ParamsError, load_params, read, section
 from churn.settings import ESTIMATORS, OFFERS, SECTIONS, Minimums
 from stages import ab_test, evaluate, prepare, report, robustness, synthesize, train, validate_fairness
@@ -210,7 +210,7 @@ def test_the_params_vocabularies_match_the_code():
     assert set(ESTIMATORS) == set(model.FAMILIES)
     assert set(schema.ADDON_LABELS) <= set(OFFERS)
     assert list(Minimums.model_fields) == list(metrics.HEADLINE)
-    assert set(simulate.DESCRIPTIONS) == set(simulate.DEFAULT_KNOBS)
+    assert set(scenarios.DESCRIPTIONS) == set(simulate.DEFAULT_KNOBS)
     unit = read(_with("monitoring.performance.unit", "hour"), SECTIONS["monitoring"]).performance.unit
     assert unit in performance.FREQUENCIES
     for name in performance.FREQUENCIES:

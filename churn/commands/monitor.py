@@ -16,7 +16,7 @@ ALERT_EXIT = 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from churn.monitoring.simulate import DESCRIPTIONS
+    from churn.monitoring.scenarios import DESCRIPTIONS
 
     p = sub.add_parser("monitor", help="production monitoring: drift, alerts, traffic replay, outcomes")
     msub = p.add_subparsers(dest="monitor_command", metavar="ACTION", required=True)

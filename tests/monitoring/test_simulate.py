@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from churn import data, schema
-from churn.monitoring import simulate
+from churn.monitoring import scenarios, simulate
 from churn.monitoring.store import PredictionStore
 
 
@@ -31,7 +31,7 @@ def test_every_scenario_is_seeded_and_schema_valid(name):
     assert len(a) == 300 and a[schema.ID].is_unique
     clean(a)
     assert not a.equals(scenario.customers(300, seed=6))
-    assert name in simulate.DESCRIPTIONS
+    assert name in scenarios.DESCRIPTIONS
 
 
 def test_scenarios_shift_what_they_say(baseline):
