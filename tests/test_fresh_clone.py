@@ -6,6 +6,7 @@ probability, and the app's Experiments tab showing the runs. The installed envir
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -36,6 +37,14 @@ def fresh_clone(tmp_path_factory):
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"  # a new shell: no venv activated
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, env=env, timeout=120)
     assert not (base / "shared").exists() and not (clone / "mlflow.db").exists()
+    # `make` reuses VENV only when its install stamp names the clone's requirements; otherwise it
+    # would reinstall, and point the shared environment's `churn` at this temporary clone
+    content = b"".join((clone / name).read_bytes() for name in ("requirements.txt", "pyproject.toml"))
+    stamp = VENV_BIN.parent / f".installed-{hashlib.sha1(content).hexdigest()[:12]}"
+    if not stamp.exists():
+        pytest.fail(
+            f"{VENV_BIN.parent} was installed from other requirements: run `make setup` (commit first)"
+        )
     port = free_port()
     env.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1")
     log_path = base / "make-run.log"
