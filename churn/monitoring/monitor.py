@@ -158,14 +158,7 @@ class Monitor:
         estimated = performance.estimate(
             probs["probability"].to_numpy(), calibrator, self.settings.performance.threshold
         )
-        labelled = self.store.labelled(selection)
-        live = None
-        if len(labelled) >= self.settings.performance.min_labelled:
-            live = performance.live_metrics(
-                labelled["churned"].to_numpy(),
-                labelled["probability"].to_numpy(),
-                self.settings.performance.threshold,
-            )
+        labelled, live = self._live(selection)
         return {
             "window": window.describe(),
             "n_predictions": selection.n,
@@ -184,6 +177,18 @@ class Monitor:
             },
         }
 
+    def _live(self, selection) -> tuple[pd.DataFrame, dict | None]:
+        """The selection's predictions with outcomes, and their live metrics when there are enough."""
+        labelled = self.store.labelled(selection)
+        if len(labelled) < self.settings.performance.min_labelled:
+            return labelled, None
+        live = performance.live_metrics(
+            labelled["churned"].to_numpy(),
+            labelled["probability"].to_numpy(),
+            self.settings.performance.threshold,
+        )
+        return labelled, live
+
     def evaluate(self, window: Window) -> tuple[dict, list[Alert]]:
         """Drift and performance checks of a window: the drift report (with `performance` when the
         drift check ran) and the alerts that fire, nothing stored or sent."""
@@ -195,14 +200,7 @@ class Monitor:
         fired = alerting.from_drift(report)
         if report["status"] == "ok":
             estimate = self.estimate_window(summary)
-            labelled = self.store.labelled(selection)
-            live = None
-            if len(labelled) >= self.settings.performance.min_labelled:
-                live = performance.live_metrics(
-                    labelled["churned"].to_numpy(),
-                    labelled["probability"].to_numpy(),
-                    self.settings.performance.threshold,
-                )
+            _, live = self._live(selection)
             report["performance"] = {"estimated": estimate, "live": live, "reference": self.holdout_metrics()}
             fired += alerting.from_performance(
                 estimate, live, self.holdout_metrics(), self.settings.performance.max_drop, window.describe()
