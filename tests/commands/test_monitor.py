@@ -110,7 +110,10 @@ def test_the_monitor_scores_with_the_model_it_is_handed(monitor_root):
 
 
 def test_check_is_quiet_without_drift(monitor_root, capsys):
-    assert run(capsys, monitor_root, "simulate", "--n", "400", "--seed", "11")[0] == 0
+    # seeded traffic from the reference's own generator; the check allows a 2.5% false-alarm rate
+    # per window (monitoring.drift.alpha), so one seed in ~40 alarms: seed 11 does (MultipleLines,
+    # chi-square p 0.00016 < 0.025 / 20), seed 2 does not
+    assert run(capsys, monitor_root, "simulate", "--n", "400", "--seed", "2")[0] == 0
     code, out, _ = run(capsys, monitor_root, "check")
     assert code == 0, out
     assert out.startswith("OK: no alert (last 1000, 400 predictions)")
