@@ -101,7 +101,7 @@ def _evaluate(model, X, y, perturbed, cfg: RobustnessSettings, threshold: float)
     clean, *probas = _probabilities(model, [X, *perturbed.values()])
     if isinstance(clean, Exception):
         raise clean
-    base = metrics.classification(y, clean, threshold)
+    base = metrics.classification(y, clean, threshold, only=GATED)
     baseline = {m: base[m] for m in GATED}
     results: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
     for (kind, level), proba in zip(perturbed, probas, strict=True):
@@ -110,7 +110,7 @@ def _evaluate(model, X, y, perturbed, cfg: RobustnessSettings, threshold: float)
             log.warning("model failed under %s at %g: %s: %s", kind, level, type(exc).__name__, exc)
             results[kind][f"{level:g}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
-        scores = metrics.classification(y, proba, threshold)
+        scores = metrics.classification(y, proba, threshold, only=GATED)
         entry = {m: scores[m] for m in GATED}
         entry.update({f"{m}_drop": baseline[m] - scores[m] for m in GATED})
         results[kind][f"{level:g}"] = entry
