@@ -5,14 +5,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
     import numpy as np
 
 #: The five headline performance metrics the validation gates check.
 HEADLINE = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 
-def classification(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC, log loss and Brier score at a threshold."""
+def classification(
+    y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5, *, only: Collection[str] | None = None
+) -> dict[str, float]:
+    """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC, log loss and Brier score at a threshold.
+
+    `only` names the figures to compute (default: all), for callers that need one or two of them.
+    """
     import numpy as np
     from sklearn import metrics as skm
 
@@ -20,19 +27,20 @@ def classification(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5
     proba = np.asarray(proba, dtype=float)
     pred = (proba >= threshold).astype(int)
     two_classes = len(np.unique(y_true)) == 2
-    return {
-        "accuracy": float(skm.accuracy_score(y_true, pred)),
-        "precision": float(skm.precision_score(y_true, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y_true, pred, zero_division=0)),
-        "f1": float(skm.f1_score(y_true, pred, zero_division=0)),
-        "roc_auc": float(skm.roc_auc_score(y_true, proba)) if two_classes else float("nan"),
-        "pr_auc": float(skm.average_precision_score(y_true, proba)) if two_classes else float("nan"),
-        "log_loss": float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1])),
-        "brier": float(skm.brier_score_loss(y_true, proba)),
-        "threshold": float(threshold),
-        "n": int(y_true.size),
-        "positive_rate": float(y_true.mean()) if y_true.size else float("nan"),
+    figures: dict[str, Callable[[], float]] = {
+        "accuracy": lambda: float(skm.accuracy_score(y_true, pred)),
+        "precision": lambda: float(skm.precision_score(y_true, pred, zero_division=0)),
+        "recall": lambda: float(skm.recall_score(y_true, pred, zero_division=0)),
+        "f1": lambda: float(skm.f1_score(y_true, pred, zero_division=0)),
+        "roc_auc": lambda: float(skm.roc_auc_score(y_true, proba)) if two_classes else float("nan"),
+        "pr_auc": lambda: float(skm.average_precision_score(y_true, proba)) if two_classes else float("nan"),
+        "log_loss": lambda: float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "brier": lambda: float(skm.brier_score_loss(y_true, proba)),
+        "threshold": lambda: float(threshold),
+        "n": lambda: int(y_true.size),
+        "positive_rate": lambda: float(y_true.mean()) if y_true.size else float("nan"),
     }
+    return {name: figure() for name, figure in figures.items() if only is None or name in only}
 
 
 def _thin(points: list[dict[str, float]], max_points: int) -> list[dict[str, float]]:

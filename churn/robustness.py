@@ -72,24 +72,45 @@ def evaluate(
 ) -> dict[str, Any]:
     """Baseline and perturbed accuracy / ROC-AUC of one model, drops, and gates.
 
-    One predict_proba per copy. A model that raises on a copy (e.g. cannot handle NaN) gets the
-    error recorded and fails that perturbation's gates; the run goes on.
+    One predict_proba over the clean and every perturbed copy together. A model that raises on a
+    copy (e.g. cannot handle NaN) gets the error recorded and fails that perturbation's gates; the
+    run goes on.
     """
-    with threadpool_limits(1):  # many small batches: one thread beats OpenMP start-up
+    with threadpool_limits(1):  # one native thread, as in every stage (churn.validation.probabilities)
         return _evaluate(model, X, y, perturbed, cfg, threshold)
 
 
+def _probabilities(model: Any, frames: list[pd.DataFrame]) -> list[np.ndarray | Exception]:
+    """Churn probabilities of each frame, from one predict_proba over all of them stacked (each row
+    is scored on its own, so a frame's figures equal its own call). If that call raises, each frame
+    is scored alone, so the failure is recorded against the copy that causes it."""
+    try:
+        proba = model.predict_proba(pd.concat(frames, ignore_index=True))[:, 1]
+        return np.split(proba, np.cumsum([len(f) for f in frames])[:-1])
+    except Exception:  # scored one by one below: the failing copy's error is recorded, the clean one's raised
+        out: list[np.ndarray | Exception] = []
+        for frame in frames:
+            try:
+                out.append(model.predict_proba(frame)[:, 1])
+            except Exception as exc:  # the model's failure is the finding, not a crash of the stage
+                out.append(exc)
+        return out
+
+
 def _evaluate(model, X, y, perturbed, cfg: RobustnessSettings, threshold: float) -> dict[str, Any]:
-    base = metrics.classification(y, model.predict_proba(X)[:, 1], threshold)
+    clean, *probas = _probabilities(model, [X, *perturbed.values()])
+    if isinstance(clean, Exception):
+        raise clean
+    base = metrics.classification(y, clean, threshold, only=GATED)
     baseline = {m: base[m] for m in GATED}
     results: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
-    for (kind, level), Xp in perturbed.items():
-        try:
-            scores = metrics.classification(y, model.predict_proba(Xp)[:, 1], threshold)
-        except Exception as exc:  # the model's failure is the finding, not a crash of the stage
+    for (kind, level), proba in zip(perturbed, probas, strict=True):
+        if isinstance(proba, Exception):
+            exc = proba
             log.warning("model failed under %s at %g: %s: %s", kind, level, type(exc).__name__, exc)
             results[kind][f"{level:g}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
+        scores = metrics.classification(y, proba, threshold, only=GATED)
         entry = {m: scores[m] for m in GATED}
         entry.update({f"{m}_drop": baseline[m] - scores[m] for m in GATED})
         results[kind][f"{level:g}"] = entry

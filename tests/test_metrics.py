@@ -57,3 +57,10 @@ def test_curves_are_thinned():
 def test_single_class_does_not_crash():
     m = metrics.classification(np.zeros(4), np.array([0.1, 0.2, 0.3, 0.4]))
     assert np.isnan(m["roc_auc"]) and m["accuracy"] == 1.0
+
+
+def test_only_computes_the_named_figures_with_the_same_values():
+    full = metrics.classification(Y, P, threshold=0.5)
+    some = metrics.classification(Y, P, threshold=0.5, only=("roc_auc", "accuracy"))
+    assert list(some) == ["accuracy", "roc_auc"]
+    assert some == {k: full[k] for k in some}

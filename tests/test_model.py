@@ -6,7 +6,7 @@ import joblib
 import numpy as np
 import pytest
 
-from churn import data, model, schema
+from churn import data, features, model, schema
 from churn.params import ParamsError, load_params
 
 CHAMPION = {"estimator": "random_forest", "params": {"n_estimators": 100}}
@@ -100,6 +100,41 @@ def test_feature_importance_covers_original_features(fitted, prepared):
     imp = model.feature_importance(fitted, X, y, seed=0, repeats=2)
     assert list(imp) and set(imp) == set(schema.FEATURES)
     assert list(imp.values()) == sorted(imp.values(), reverse=True)
+
+
+def test_permutation_importance_equals_one_predict_per_shuffle(fitted, prepared):
+    """Shuffled copies are scored in stacked batches (in threads); the drops equal a plain loop."""
+    from sklearn.metrics import roc_auc_score
+
+    X, y = data.xy(prepared[1])
+    batched = model.feature_importance(fitted, X, y, seed=3, repeats=2)
+    encoded = np.asarray(fitted[:-1].transform(X), dtype=float)
+    names = fitted[:-1].get_feature_names_out()
+    base = roc_auc_score(y, fitted[-1].predict_proba(encoded)[:, 1])
+    rng = np.random.default_rng(3)
+    for col in X.columns:
+        cols = [i for i, n in enumerate(names) if features.original_feature(n) == col]
+        scores = []
+        for _ in range(2):
+            shuffled = encoded.copy()
+            shuffled[:, cols] = encoded[rng.permutation(len(encoded))][:, cols]
+            scores.append(roc_auc_score(y, fitted[-1].predict_proba(shuffled)[:, 1]))
+        assert batched[col] == float(base - np.mean(scores)), col
+
+
+def test_final_fit_beside_the_folds_equals_a_plain_fit(prepared):
+    """`fit` runs the final fit in a thread beside the CV folds: the model is the same bytes."""
+    import io
+
+    X, y = data.xy(prepared[0].head(600))
+    spec = {"estimator": "random_forest", "params": {"n_estimators": 10}}
+    fitted, report = model.fit("m", spec, X, y, seed=4, cv_folds=3)
+    plain = model.build("m", spec, seed=4).fit(X, y)
+    dumps = [io.BytesIO(), io.BytesIO()]
+    joblib.dump(fitted, dumps[0])
+    joblib.dump(plain, dumps[1])
+    assert report["cv_folds"] == 3
+    assert dumps[0].getvalue() == dumps[1].getvalue()
 
 
 # ---- behavioural tests on models trained on the real data -------------------------------------

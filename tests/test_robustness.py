@@ -133,3 +133,17 @@ def test_drop_is_zero_for_a_constant_model(test_xy):
     cfg = read(PARAMS, RobustnessSettings)
     result = robustness.evaluate(Constant(), X, y, robustness.copies(X, cfg, 1), cfg)
     assert all(g["value"] == 0 and g["passed"] for g in result["gates"].values())
+
+
+def test_stacked_scoring_equals_one_call_per_copy(fitted, test_xy):
+    """The copies are scored in one predict_proba; each copy's figures equal its own call."""
+    from churn import metrics
+
+    X, y = test_xy
+    cfg = read(PARAMS, RobustnessSettings)
+    copies = robustness.copies(X, cfg, 1)
+    result = robustness.evaluate(fitted, X, y, copies, cfg)
+    for (kind, level), Xp in copies.items():
+        alone = metrics.classification(y, fitted.predict_proba(Xp)[:, 1])
+        entry = result["perturbations"][kind][f"{level:g}"]
+        assert (entry["accuracy"], entry["roc_auc"]) == (alone["accuracy"], alone["roc_auc"])
