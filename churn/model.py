@@ -21,7 +21,6 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from churn import features
 from churn.params import ParamsError, line
@@ -114,21 +113,10 @@ def fit(
     """Cross-validate, then fit on all rows. Returns the fitted pipeline and a report dict."""
     family = check_spec(name, spec).estimator
     report: dict[str, Any] = {"estimator": family, "n_rows": len(X), "churn_rate": float(np.mean(y))}
-    if not (cv_folds and cv_folds >= 2):
-        return build(name, spec, seed).fit(X, y), report
-    # The final fit runs in its own thread beside the folds (it would otherwise wait for the last
-    # fold and leave a core idle), with the caller's OpenMP thread count: the same fit as after them.
-    omp = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
-
-    def final_fit() -> Pipeline:
-        with threadpool_limits(limits=omp[0] if omp else None, user_api="openmp"):
-            return build(name, spec, seed).fit(X, y)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        final = pool.submit(final_fit)
+    if cv_folds and cv_folds >= 2:
         report["cv"] = cross_validate_spec(name, spec, X, y, folds=cv_folds, seed=seed)
         report["cv_folds"] = cv_folds
-        return final.result(), report
+    return build(name, spec, seed).fit(X, y), report
 
 
 def feature_importance(

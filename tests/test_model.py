@@ -122,8 +122,8 @@ def test_permutation_importance_equals_one_predict_per_shuffle(fitted, prepared)
         assert batched[col] == float(base - np.mean(scores)), col
 
 
-def test_final_fit_beside_the_folds_equals_a_plain_fit(prepared):
-    """`fit` runs the final fit in a thread beside the CV folds: the model is the same bytes."""
+def test_fit_after_threaded_folds_equals_a_plain_fit(prepared):
+    """The CV folds run in threads; nothing of theirs leaks into the fitted model: the same bytes."""
     import io
 
     X, y = data.xy(prepared[0].head(600))
