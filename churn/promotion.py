@@ -170,14 +170,18 @@ def replace_model_spec(text: str, name: str, spec: dict[str, Any], source: str =
     top = next((i for i, line in enumerate(lines) if re.match(r"models:\s*(#.*)?$", line)), None)
     if top is None:
         raise ParamsError(f"{source}: no top-level 'models:' section to rewrite")
-    start = indent = None
+    start = indent = child = None
     for i in range(top + 1, len(lines)):
         line = lines[i]
-        if line.strip() and not line.startswith((" ", "#")):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not line.startswith(" "):
             break
-        match = re.match(rf"( +){re.escape(name)}:\s*(#.*)?$", line)
-        if match:
-            start, indent = i, len(match.group(1))
+        width = len(line) - len(line.lstrip(" "))
+        child = width if child is None else child  # the models' own keys; deeper keys are their specs
+        if width == child and re.match(rf"{re.escape(name)}:\s*(#.*)?$", stripped):
+            start, indent = i, width
             break
     if start is None:
         raise ParamsError(f"{source}: 'models.{name}' must be a block mapping (`{name}:` on its own line)")

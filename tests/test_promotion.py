@@ -102,8 +102,13 @@ def test_the_last_model_before_the_next_section_is_replaced():
 
 def test_a_nested_key_with_the_models_name_is_never_rewritten():
     text = "models:\n  challenger:\n    params:\n      champion:\n        depth: 3\n  champion:\n    estimator: x\n"
-    with pytest.raises(ParamsError, match=r"could not rewrite 'models.champion' safely; edit it by hand"):
-        promotion.replace_model_spec(text, "champion", SPEC, source="p.yaml")
+    new = promotion.replace_model_spec(text, "champion", SPEC, source="p.yaml")
+    params = yaml.safe_load(new)
+    assert params["models"]["champion"] == SPEC  # the model's own key, at the models' indentation
+    assert params["models"]["challenger"] == {"params": {"champion": {"depth": 3}}}
+    assert new.startswith(
+        "models:\n  challenger:\n    params:\n      champion:\n        depth: 3\n  champion:\n"
+    )
 
 
 def test_a_missing_model_or_an_anchor_is_refused_with_the_source_named():

@@ -138,6 +138,11 @@ def _not_number(values: pd.Series) -> pd.Series:
     ).astype(bool)
 
 
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds, so messages read `1.2`, not `np.float64(1.2)`."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_numbers(frame: pd.DataFrame, col: str, label: str, lo: float, hi: float) -> pd.Series:
     values = frame[col]
     pos = _first(_not_number(values))
@@ -147,7 +152,7 @@ def _check_numbers(frame: pd.DataFrame, col: str, label: str, lo: float, hi: flo
         if pos is None:
             return numbers
     raise RecordError(
-        f"prediction record {pos}: {label} must be between {lo:g} and {hi:g}, got {values.iloc[pos]!r}"
+        f"prediction record {pos}: {label} must be between {lo:g} and {hi:g}, got {_plain(values.iloc[pos])!r}"
     )
 
 
