@@ -100,10 +100,6 @@ class Layout:
     def dvc_lock(self) -> Path:
         return self.root / "dvc.lock"
 
-    @property
-    def dvc_yaml(self) -> Path:
-        return self.root / "dvc.yaml"
-
     # -- data ---------------------------------------------------------------------------------
 
     @property

@@ -13,8 +13,9 @@ from sqlalchemy.pool import StaticPool
 
 from churn import schema
 from churn.monitoring import distributions
+from churn.paths import LAYOUT
 
-DEFAULT_URL = "sqlite:///predictions.db"
+DEFAULT_URL = f"sqlite:///{LAYOUT.predictions_db.as_posix()}"
 #: Milliseconds a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_MS = 30_000
 #: Page cache per SQLite connection (KiB): the feature indexes stay in memory while logging and reading.
