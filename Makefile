@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup run repro track app test test-setup browser bench lint format lock clean
+.PHONY: help setup run repro track app test test-setup system browser bench lint format lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,12 +42,20 @@ run: repro ## set up, run the pipeline on the default (synthetic) input, track i
 app: setup ## start the Gradio app on 127.0.0.1:7860
 	$(PY) -m app
 
-browser: ## install Debian chromium for the browser tests (if missing)
-	@command -v chromium >/dev/null 2>&1 || { \
+system: ## install the Debian packages the tests need, when missing: chromium, postgresql, a Java runtime
+	@missing=; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	{ ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing default-jre-headless"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  echo "installing Debian packages:$$missing"; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
-test-setup: setup browser ## everything the tests need
+browser: system ## (alias of system: Debian chromium for the browser tests and screenshots)
+
+test-setup: setup system ## everything the tests need
 
 test: test-setup ## set up and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.projects",
     "tests.fixtures.servers",
+    "tests.fixtures.postgres",
     "tests.fixtures.serving",
     "tests.fixtures.monitoring",
 ]
