@@ -24,6 +24,8 @@ QUIET_ENV = {
     "DO_NOT_TRACK": "1",
 }
 HOST, PORT = "127.0.0.1", 7860
+#: Prometheus metrics: their own port (no Gradio login in the way), loopback unless set otherwise.
+METRICS_PORT, METRICS_PORT_ENV, METRICS_HOST_ENV = 9464, "CHURN_METRICS_PORT", "CHURN_METRICS_HOST"
 #: Requests served at once per event (the default queue serves one at a time).
 CONCURRENCY = 16
 #: Uploads above this are refused by Gradio itself; the Batch tab refuses smaller ones by its own limit.
@@ -57,7 +59,7 @@ def build(
     quiet()
     import gradio as gr
 
-    from app import abtest, batch, experiments, monitoring, predict, validation
+    from app import abtest, batch, experiments, metrics, monitoring, predict, validation
     from app.state import AppState
 
     state = state or AppState.load(root, model, trust_model=trust_model)
@@ -66,8 +68,10 @@ def build(
         gr.Markdown(f"# {TITLE} — customer churn")
         status = gr.Markdown(elem_id="status")
         demo.load(lambda: status_text(state), outputs=status, api_name="status")
+        demo.ops_metrics = metrics.of(state)  # counted by app.metrics, served by `serve_metrics`
         if state.predictor is None:
             gr.Markdown(problem_text(state), elem_id="problem")
+            demo.ops_metrics.instrument(demo)
             return demo
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
@@ -83,6 +87,7 @@ def build(
             with gr.Tab("Validation", id="validation") as tab:
                 validation.build_tab(state, tab)
     demo.queue(default_concurrency_limit=CONCURRENCY)
+    demo.ops_metrics.instrument(demo)
     return demo
 
 
@@ -141,15 +146,20 @@ def serve(
     port: int | None = None,
     auth: tuple[str, str] | None = None,
     admin: tuple[str, str] | None = None,
+    metrics_port: int | None = None,
 ) -> tuple[Any, str]:
     """Build and start the app in a background thread (tests, benchmarks, screenshots).
 
     `auth` is the reader's (user, password), `admin` the admin's; without `admin` the app is
     read-only. Returns (blocks, local URL); `blocks.close()` stops it. `port=None` picks a free port.
+    `metrics_port` also serves the Prometheus metrics on `host` (0: a free port) at
+    `blocks.ops_metrics.url`; `blocks.ops_metrics.close()` stops that.
     """
     access = Access.of(auth, admin)
     demo = build(root, model, access=access)
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(host, port or free_port(host), access))
+    if metrics_port is not None:
+        demo.ops_metrics.serve(host, metrics_port)
     return demo, demo.local_url
 
 
@@ -187,6 +197,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=int(os.environ.get("GRADIO_SERVER_PORT") or PORT),
         help=f"port (default $GRADIO_SERVER_PORT or {PORT})",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get(METRICS_PORT_ENV) or METRICS_PORT),
+        help=f"port of the Prometheus metrics, http://HOST:PORT/metrics (default ${METRICS_PORT_ENV} or "
+        f"{METRICS_PORT}; 0: none)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default=os.environ.get(METRICS_HOST_ENV) or HOST,
+        help=f"address the metrics bind to (default ${METRICS_HOST_ENV} or {HOST}: only this machine; "
+        "they need no login, so open them wider only on a network you trust)",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return p.parse_args(argv)
 
@@ -213,5 +236,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     log.info("access: %s", access.describe())
     demo = build(args.root, args.model, trust_model=args.trust_model, access=access)
-    demo.launch(**launch_kwargs(args.host, args.port, access))
+    if args.metrics_port:
+        try:
+            demo.ops_metrics.serve(args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            log.error(
+                "cannot serve the metrics on %s:%s (%s): pick another --metrics-port, or 0 for none",
+                args.metrics_host,
+                args.metrics_port,
+                exc.strerror or exc,
+            )
+            return 2
+    try:
+        demo.launch(**launch_kwargs(args.host, args.port, access))
+    finally:
+        demo.ops_metrics.close()
     return 0

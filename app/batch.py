@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from app import files
+from app import files, metrics
 from app.state import AppState
 from churn import data, schema
 from churn.assessment import PROBABILITY, RISK
@@ -148,6 +148,7 @@ def build_tab(state: AppState) -> None:
                 out = files.publish(scored_file, out)
         except (DataError, schema.SchemaError) as exc:
             raise state.error(str(exc)) from exc
+        metrics.of(state).predicted(scored[RISK])
         rejects = rows.with_rejects(value_rejects, row=ROW)
         log.info("batch %s: %d scored, %d rejected", path.name, len(scored), len(rejects))
         return (

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app import metrics
 from app.access import Access
 from app.state import AppState
 from churn.monitoring import drift, timeseries
@@ -74,6 +75,7 @@ def report(state: AppState, window_name: str, unit: str) -> dict[str, Any]:
     out["distribution"] = timeseries.probability_distribution(store, unit, 10, selection)
     out["summary"] = timeseries.probability_summary(store, unit, selection)
     out["drift"], active = mon.evaluate(window)  # the alerts `churn monitor check` would fire
+    metrics.of(state).monitored(out["drift"], len(active))
     out["performance"] = mon.performance(window, unit)
     out["alerts"] = alerts_table(active, store.read_alerts(limit=50))
     out["n_active"] = len(active)
@@ -266,7 +268,8 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
         window, unit = picked(window, unit)
         try:
             mon = monitor(state)
-            _, fired = mon.check(WINDOWS[window](mon))
+            checked, fired = mon.check(WINDOWS[window](mon))
+            metrics.of(state).monitored(checked, len(fired))
         except gr.Error:
             raise
         except Exception as exc:  # an empty window, the log's database: say it, without server details

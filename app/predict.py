@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app import metrics
 from app.state import AppState
 from churn import schema
 
@@ -203,6 +204,8 @@ def build_tab(state: AppState) -> None:
             prepared = predictor.prepare(customer)
         except schema.SchemaError as exc:
             raise gr.Error(str(exc)) from exc
+        ops = metrics.of(state)
+        ops.predicted([prepared.risk_level])
         shown = (
             prepared.probability,
             prepared.risk_level,
@@ -212,6 +215,7 @@ def build_tab(state: AppState) -> None:
         )
         yield (*shown, WRITING, writing_note(predictor.retention.email_budget_seconds))
         email = predictor.complete(prepared).email
+        ops.emailed(email)
         yield (*shown, email.full_text, email_note(email))
 
     predict_btn.click(

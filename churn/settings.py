@@ -306,6 +306,12 @@ class PerformanceSettings(Section):
     unit: Annotated[str, choice("hour", "day", "week", "month")] = "week"
 
 
+class AlertSettings(Section):
+    """`monitoring.alerts`: how long an alert (kind + feature) posted to the webhook is not posted again."""
+
+    cooldown_minutes: Annotated[int, number(ge=0, le=7 * 24 * 60, whole=True)] = 60
+
+
 class SimulateSettings(Section):
     """`monitoring.simulate`: `churn monitor simulate`'s period, shift onset and outcome delay."""
 
@@ -362,6 +368,7 @@ class MonitoringSettings(Section):
     window: Positive = 1000
     drift: DriftConfig = DriftConfig()
     performance: PerformanceSettings = PerformanceSettings()
+    alerts: AlertSettings = AlertSettings()
     simulate: SimulateSettings = SimulateSettings()
     scenarios: ScenarioSettings = ScenarioSettings()
 

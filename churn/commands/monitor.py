@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = msub.add_parser("check", help=f"run all checks on a window; exit {ALERT_EXIT} when an alert fires")
     _window_args(c, c)
     c.add_argument("--webhook", metavar="URL", help="POST alerts here (default: env CHURN_ALERT_WEBHOOK)")
+    c.add_argument(
+        "--cooldown",
+        type=int,
+        metavar="MINUTES",
+        help="do not post an alert (kind + feature) posted within this long again "
+        "(default monitoring.alerts.cooldown_minutes; 0 posts every check)",
+    )
     c.add_argument("--json", action="store_true", help="print the report and alerts as JSON")
     _common(c)
     c.set_defaults(func=_check)
@@ -224,8 +231,12 @@ def _drift(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from churn.monitoring.alerts import line
 
+    if args.cooldown is not None and args.cooldown < 0:
+        raise UsageError(f"--cooldown must be 0 or more minutes, got {args.cooldown}")
     monitor, _ = _monitor(args)
-    report, fired = monitor.check(_window(monitor, args), webhook=args.webhook)
+    report, fired = monitor.check(
+        _window(monitor, args), webhook=args.webhook, cooldown_minutes=args.cooldown
+    )
     if args.json:
         sys.stdout.write(_dump({"report": report, "alerts": [a.as_dict() for a in fired]}) + "\n")
     elif report["status"] != "ok":

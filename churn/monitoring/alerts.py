@@ -1,4 +1,4 @@
-"""Alerts from drift and performance reports, and their delivery to an optional webhook."""
+"""Alerts from drift and performance reports, their cooldown, and their delivery to an optional webhook."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from churn.monitoring.distributions import PREDICTION
 from churn.monitoring.records import Alert
@@ -17,6 +19,8 @@ log = logging.getLogger(__name__)
 #: Env variable holding the webhook URL that receives fired alerts as JSON (optional).
 WEBHOOK_ENV = "CHURN_ALERT_WEBHOOK"
 WEBHOOK_TIMEOUT_S = 5.0
+#: Webhook hosts of Microsoft Teams Workflows (Power Automate), which render Adaptive Cards only.
+TEAMS_WORKFLOW_HOSTS = (".logic.azure.com", ".powerplatform.com", ".powerautomate.com")
 
 
 def _number(result: dict) -> tuple[float | None, float | None]:
@@ -120,11 +124,93 @@ def line(alert: Alert) -> str:
     return f"ALERT {alert.kind}{f' [{alert.feature}]' if alert.feature else ''}: {alert.message}"
 
 
+def key(alert: Alert) -> tuple[str, str]:
+    """What the cooldown compares: the alert's kind and feature (`""` when it has none)."""
+    return alert.kind, alert.feature or ""
+
+
+def cooldown_start(now: datetime, cooldown: timedelta) -> datetime:
+    """Oldest stored alert `due` needs: the start of the previous cooldown period before `now`."""
+    if cooldown <= timedelta(0):
+        return now
+    return _period_start(now, cooldown) - cooldown
+
+
+_EPOCH = datetime(1970, 1, 1)  # naive UTC, as the log stores time
+
+
+def _period_start(moment: datetime, cooldown: timedelta) -> datetime:
+    return _EPOCH + (moment - _EPOCH) // cooldown * cooldown
+
+
+def due(fired: Sequence[Alert], stored: Sequence[Alert], now: datetime, cooldown: timedelta) -> list[Alert]:
+    """The alerts of `fired` (at `now`) to post, given the alerts `stored` before them.
+
+    Time is cut into periods of `cooldown` (counted from 1970-01-01 UTC). An alert (kind + feature)
+    is posted at the first check of a period that fires it, unless the previous period's first alert
+    of the same kind and feature, the only other one that can have been posted, is less than
+    `cooldown` old. So one alert is never posted twice within `cooldown`, and a lasting one is
+    posted again about once per `cooldown`, all from the stored alerts' (created_at, kind, feature):
+    `stored` must hold every alert since `cooldown_start(now, cooldown)`. A zero `cooldown` posts all.
+    """
+    if cooldown <= timedelta(0):
+        return list(fired)
+    start = _period_start(now, cooldown)
+    first_before: dict[tuple[str, str], datetime] = {}
+    held: set[tuple[str, str]] = set()
+    for alert in stored:
+        if alert.created_at is None or alert.created_at > now:
+            continue
+        if alert.created_at >= start:
+            held.add(key(alert))  # already fired in this period
+        elif alert.created_at >= start - cooldown:
+            first = first_before.get(key(alert))
+            first_before[key(alert)] = min(first, alert.created_at) if first else alert.created_at
+    return [
+        a
+        for a in fired
+        if key(a) not in held and not (key(a) in first_before and first_before[key(a)] > now - cooldown)
+    ]
+
+
+def summary(alerts: Sequence[Alert]) -> str:
+    """The alerts as Markdown-ish text: a heading line, then one line per alert."""
+    lines = [f"*Churn monitor: {len(alerts)} alert(s)*"]
+    lines += [f"• {line(a).removeprefix('ALERT ')}" for a in alerts]
+    return "\n".join(lines)
+
+
+def webhook_body(alerts: Sequence[Alert], url: str = "") -> dict:
+    """What the webhook receives: `text` (Slack, Teams connectors, Mattermost), the alerts as
+    records, and for a Teams Workflows URL an Adaptive Card in `attachments` (Workflows render
+    cards only); Slack's own webhooks get no `attachments` (Slack reads that key itself)."""
+    body: dict = {"text": summary(alerts), "source": "churn-monitor", "alerts": [a.as_dict() for a in alerts]}
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host.endswith(TEAMS_WORKFLOW_HOSTS):
+        card = {
+            "type": "AdaptiveCard",
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "version": "1.4",
+            "body": [{"type": "TextBlock", "text": text, "wrap": True} for text in body["text"].split("\n")],
+        }
+        body["attachments"] = [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]
+    return body
+
+
+def shown_url(url: str) -> str:
+    """A webhook URL for messages: scheme and host only (Slack and Teams URLs carry their secret
+    in the path or the query)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/…"
+
+
 def post_webhook(alerts: Sequence[Alert], url: str | None = None, timeout: float = WEBHOOK_TIMEOUT_S) -> bool:
     """POST the alerts as JSON to `url` (default: env CHURN_ALERT_WEBHOOK); True when delivered.
 
-    Body: `{"source": "churn-monitor", "alerts": [...]}`. Delivery problems are logged, never
-    raised: a broken webhook must not hide the alerts themselves.
+    Body: `webhook_body`. Delivery problems are logged as one warning line (the URL cut to its
+    host), never raised: a broken webhook must not hide the alerts themselves.
     """
     url = url or os.environ.get(WEBHOOK_ENV)
     if not url or not alerts:
@@ -132,16 +218,27 @@ def post_webhook(alerts: Sequence[Alert], url: str | None = None, timeout: float
     if not url.startswith(("http://", "https://")):
         log.warning("%s must be an http(s) URL; alerts not sent", WEBHOOK_ENV)
         return False
-    body = json.dumps({"source": "churn-monitor", "alerts": [a.as_dict() for a in alerts]}).encode()
+    body = json.dumps(webhook_body(alerts, url)).encode()
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            ok = 200 <= response.status < 300
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        log.warning("alert webhook failed: %s", exc)
+        reason = getattr(exc, "reason", None) or exc
+        log.warning(
+            "alert webhook %s failed: %s; %d alert(s) stored, not sent", shown_url(url), reason, len(alerts)
+        )
         return False
-    if not ok:
-        log.warning("alert webhook answered HTTP %s", response.status)
-    return ok
+    if not 200 <= status < 300:
+        log.warning(
+            "alert webhook %s answered HTTP %s; %d alert(s) stored, not sent",
+            shown_url(url),
+            status,
+            len(alerts),
+        )
+        return False
+    return True

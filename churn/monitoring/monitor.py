@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from churn import data, io, schema
 from churn.monitoring import alerts as alerting
 from churn.monitoring import distributions, drift, performance
 from churn.monitoring.queries import Window
-from churn.monitoring.records import Alert
+from churn.monitoring.records import Alert, utc_naive
 from churn.monitoring.store import PredictionStore
 from churn.settings import MonitoringSettings
 
@@ -207,10 +209,34 @@ class Monitor:
             )
         return report, fired
 
-    def check(self, window: Window, webhook: str | None = None) -> tuple[dict, list[Alert]]:
-        """`evaluate` a window; the alerts that fire are stored and sent to the webhook."""
+    def check(
+        self,
+        window: Window,
+        webhook: str | None = None,
+        *,
+        cooldown_minutes: float | None = None,
+        now: datetime | None = None,
+    ) -> tuple[dict, list[Alert]]:
+        """`evaluate` a window; the alerts that fire are stored (all of them, at `now`, default the
+        current UTC time) and sent to the webhook, except those an earlier check posted within the
+        cooldown (`monitoring.alerts.cooldown_minutes` unless given; see `alerts.due`)."""
         report, fired = self.evaluate(window)
-        stored = self.store.add_alerts(fired) if fired else []
-        if stored:
-            alerting.post_webhook(stored, webhook)
+        if not fired:
+            return report, []
+        now = utc_naive(now)
+        cooldown = timedelta(
+            minutes=self.settings.alerts.cooldown_minutes if cooldown_minutes is None else cooldown_minutes
+        )
+        earlier = self.store.read_alerts(limit=None, since=alerting.cooldown_start(now, cooldown))
+        stored = self.store.add_alerts([dataclasses.replace(a, created_at=now) for a in fired])
+        send = alerting.due(stored, earlier, now, cooldown)
+        if len(send) < len(stored):
+            log.info(
+                "alerts: %d of %d not posted again within the %s cooldown",
+                len(stored) - len(send),
+                len(stored),
+                cooldown,
+            )
+        if send:
+            alerting.post_webhook(send, webhook)
         return report, stored

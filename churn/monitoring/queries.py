@@ -364,11 +364,15 @@ class Queries:
         out["churned"] = out["churned"].astype("int64")
         return out
 
-    def read_alerts(self, limit: int | None = 100, kind: str | None = None) -> list[Alert]:
-        """Stored alerts, newest first."""
+    def read_alerts(
+        self, limit: int | None = 100, kind: str | None = None, since: datetime | None = None
+    ) -> list[Alert]:
+        """Stored alerts (created at or after `since`, when given), newest first."""
         stmt = sa.select(alerts).order_by(alerts.c.id.desc())
         if kind:
             stmt = stmt.where(alerts.c.kind == kind)
+        if since is not None:
+            stmt = stmt.where(alerts.c.created_at >= utc_naive(since))
         if limit:
             stmt = stmt.limit(int(limit))
         with self.engine.connect() as conn:

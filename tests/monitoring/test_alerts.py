@@ -73,6 +73,7 @@ def test_the_webhook_receives_every_alert_as_json(webhook, monkeypatch):
     assert bodies == [
         {
             "type": "application/json",
+            "text": "*Churn monitor: 1 alert(s)*\n• feature_drift [tenure]: tenure drifted",
             "source": "churn-monitor",
             "alerts": [
                 {
