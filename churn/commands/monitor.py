@@ -1,4 +1,4 @@
-"""`churn monitor …`: drift, check (alerts), simulate (traffic replay), feedback, performance, alerts, traffic."""
+"""`churn monitor …`: drift, check (alerts), simulate (replay), feedback, performance, alerts, traffic, db."""
 
 from __future__ import annotations
 
@@ -94,6 +94,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--db", metavar="URL", help="prediction log URL (default env CHURN_DB_URL or predictions.db)"
     )
     t.set_defaults(func=_traffic)
+
+    b = msub.add_parser("db", help="the prediction log's schema: upgrade it, or show its revision")
+    bsub = b.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    for name, helped, func in (
+        ("upgrade", "create the log, or upgrade its schema to this version's (rows kept)", _db_upgrade),
+        ("current", "the log's schema revision and whether it is up to date (exit 1 when not)", _db_current),
+    ):
+        x = bsub.add_parser(name, help=helped)
+        x.add_argument(
+            "--db", metavar="URL", help="prediction log URL (default env CHURN_DB_URL or predictions.db)"
+        )
+        x.set_defaults(func=func)
 
 
 def _window_args(group, parser: argparse.ArgumentParser) -> None:
@@ -363,3 +375,48 @@ def _traffic(args: argparse.Namespace) -> int:
     cols = ["bucket", "n", "Low", "Medium", "High"]
     sys.stdout.write(table[cols].to_string(index=False) + "\n")
     return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from churn.monitoring import migrations
+    from churn.monitoring.tables import default_url, make_engine
+
+    engine = make_engine(args.db or default_url())
+    try:
+        before, after = migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+    where = f"prediction log {redact_url(after.url)}"
+    if before.up_to_date:
+        sys.stdout.write(f"{where}: already at revision {after.current} (head)\n")
+    elif before.empty:
+        sys.stdout.write(f"{where}: created at revision {after.current} (head)\n")
+    else:
+        was = before.current or f"none (made before schema versioning, matched {before.legacy})"
+        sys.stdout.write(f"{where}: upgraded from revision {was} to {after.current} (head), rows kept\n")
+    return 0
+
+
+def _db_current(args: argparse.Namespace) -> int:
+    import os
+
+    import sqlalchemy as sa
+
+    from churn.monitoring import migrations
+    from churn.monitoring.tables import default_url, make_engine
+
+    url = args.db or default_url()
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not os.path.exists(parsed.database):
+        # a file that does not exist yet: say so without creating it
+        sys.stdout.write(
+            f"prediction log {redact_url(url)}: no database yet, created at revision {migrations.HEAD} on first use\n"
+        )
+        return 0
+    engine = make_engine(url)
+    try:
+        now = migrations.status(engine)
+    finally:
+        engine.dispose()
+    sys.stdout.write(now.describe() + "\n")
+    return 0 if now.up_to_date or now.empty else 1

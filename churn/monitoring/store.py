@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -16,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from churn.monitoring import migrations
 from churn.monitoring.batches import BatchLedger
 from churn.monitoring.queries import Queries
 from churn.monitoring.records import (
@@ -33,20 +32,9 @@ from churn.monitoring.records import (
     insert_rows,
     utc_naive,
 )
-from churn.monitoring.tables import (
-    BATCH_ROWS_INDEX,
-    alerts,
-    default_url,
-    make_engine,
-    metadata,
-    outcomes,
-    predictions,
-)
+from churn.monitoring.tables import alerts, default_url, make_engine, outcomes, predictions
 
 log = logging.getLogger(__name__)
-
-#: Concurrent first start-ups race to create the tables: attempts before giving up.
-CREATE_ATTEMPTS = 8
 
 
 class PredictionStore(Queries, BatchLedger):
@@ -62,35 +50,14 @@ class PredictionStore(Queries, BatchLedger):
         self.clock = clock
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
-        for attempt in range(CREATE_ATTEMPTS):
-            try:
-                metadata.create_all(self.engine)
-                self._add_missing_columns()
-                break
-            except (OperationalError, ProgrammingError):
-                # Another process created a table or index between our check and our CREATE
-                # (several tables, so this can happen more than once): check again.
-                if attempt == CREATE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        try:  # an empty database becomes a log at head; one behind head is refused
+            migrations.ensure(self.engine)
+        except Exception:
+            self.engine.dispose()
+            raise
 
     def __repr__(self) -> str:
         return f"PredictionStore({self.engine.url.render_as_string(hide_password=True)!r})"
-
-    def _add_missing_columns(self) -> None:
-        """Bring a log created by an older version up to date: add the columns it lacks (nullable,
-        additive only — no migration tool yet) and their indexes. Idempotent."""
-        have = {c["name"] for c in sa.inspect(self.engine).get_columns(predictions.name)}
-        missing = [c for c in predictions.c if c.name not in have]
-        if not missing:
-            return
-        dialect = self.engine.dialect
-        with self.engine.begin() as conn:  # one transaction: the column comes with its index
-            for col in missing:
-                kind = col.type.compile(dialect=dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {predictions.name} ADD COLUMN {col.name} {kind}")
-            conn.execute(sa.schema.CreateIndex(BATCH_ROWS_INDEX, if_not_exists=True))
-        log.info("prediction log: added column(s) %s", [c.name for c in missing])
 
     def now(self) -> datetime:
         """The current time of this log (the `clock`, else the real UTC time), naive UTC."""

@@ -1,5 +1,5 @@
-"""Batches in the prediction log: hidden until committed, once per (file, model), swept after a kill,
-and an older log (no batch_id column) upgraded in place."""
+"""Batches in the prediction log: hidden until committed, once per (file, model), swept after a kill
+(older logs are upgraded by Alembic: test_migrations.py)."""
 
 from __future__ import annotations
 
@@ -192,26 +192,3 @@ def test_batches_of_dead_writers_are_swept_by_the_next_batch(store, frame):
     store.open_batch(sha("next"), "champion", "md5:abc")
     assert store.get_batch(killed.id).status == store.get_batch(stale.id).status == BATCH_DISCARDED
     assert store.get_batch(alive.id).status == "open" and raw_rows(store) == 40
-
-
-def test_a_log_made_before_batches_existed_is_upgraded_in_place(tmp_path, frame):
-    feats, results = frame
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    old = PredictionStore(url)
-    old.log_frame(feats.head(50), results.head(50), return_ids=False)
-    with old.engine.begin() as conn:  # back to the layout the previous version created
-        conn.exec_driver_sql("DROP INDEX ix_predictions_batch_id")
-        conn.exec_driver_sql("ALTER TABLE predictions DROP COLUMN batch_id")
-        conn.exec_driver_sql("DROP TABLE batches")
-    old.dispose()
-    store = PredictionStore(url)
-    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("predictions")}
-    with store.engine.connect() as conn:
-        indexes = set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'").scalars())
-    assert "batch_id" in columns and "ix_predictions_batch_id" in indexes
-    assert store.count() == 50 and store.summarize().n == 50  # old rows count as logged
-    with store.logging_batch(sha("new"), "champion", "md5:abc") as entry:
-        store.log_frame(feats.iloc[50:], results.iloc[50:], return_ids=False, batch_id=entry.batch_id)
-    assert store.count() == 300
-    PredictionStore(url).dispose()  # opening it again changes nothing
-    store.dispose()
