@@ -9,7 +9,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 
 from churn.monitoring.distributions import PREDICTION
 from churn.monitoring.records import Alert
@@ -129,48 +128,10 @@ def key(alert: Alert) -> tuple[str, str]:
     return alert.kind, alert.feature or ""
 
 
-def cooldown_start(now: datetime, cooldown: timedelta) -> datetime:
-    """Oldest stored alert `due` needs: the start of the previous cooldown period before `now`."""
-    if cooldown <= timedelta(0):
-        return now
-    return _period_start(now, cooldown) - cooldown
-
-
-_EPOCH = datetime(1970, 1, 1)  # naive UTC, as the log stores time
-
-
-def _period_start(moment: datetime, cooldown: timedelta) -> datetime:
-    return _EPOCH + (moment - _EPOCH) // cooldown * cooldown
-
-
-def due(fired: Sequence[Alert], stored: Sequence[Alert], now: datetime, cooldown: timedelta) -> list[Alert]:
-    """The alerts of `fired` (at `now`) to post, given the alerts `stored` before them.
-
-    Time is cut into periods of `cooldown` (counted from 1970-01-01 UTC). An alert (kind + feature)
-    is posted at the first check of a period that fires it, unless the previous period's first alert
-    of the same kind and feature, the only other one that can have been posted, is less than
-    `cooldown` old. So one alert is never posted twice within `cooldown`, and a lasting one is
-    posted again about once per `cooldown`, all from the stored alerts' (created_at, kind, feature):
-    `stored` must hold every alert since `cooldown_start(now, cooldown)`. A zero `cooldown` posts all.
-    """
-    if cooldown <= timedelta(0):
-        return list(fired)
-    start = _period_start(now, cooldown)
-    first_before: dict[tuple[str, str], datetime] = {}
-    held: set[tuple[str, str]] = set()
-    for alert in stored:
-        if alert.created_at is None or alert.created_at > now:
-            continue
-        if alert.created_at >= start:
-            held.add(key(alert))  # already fired in this period
-        elif alert.created_at >= start - cooldown:
-            first = first_before.get(key(alert))
-            first_before[key(alert)] = min(first, alert.created_at) if first else alert.created_at
-    return [
-        a
-        for a in fired
-        if key(a) not in held and not (key(a) in first_before and first_before[key(a)] > now - cooldown)
-    ]
+def due(fired: Sequence[Alert], posted: set[tuple[str, str]]) -> list[Alert]:
+    """The alerts of `fired` to post: those whose kind and feature are not in `posted` (the keys
+    posted within the cooldown, `Queries.posted_since`)."""
+    return [a for a in fired if key(a) not in posted]
 
 
 def summary(alerts: Sequence[Alert]) -> str:

@@ -218,8 +218,9 @@ class Monitor:
         now: datetime | None = None,
     ) -> tuple[dict, list[Alert]]:
         """`evaluate` a window; the alerts that fire are stored (all of them, at `now`, default the
-        current UTC time) and sent to the webhook, except those an earlier check posted within the
-        cooldown (`monitoring.alerts.cooldown_minutes` unless given; see `alerts.due`)."""
+        current UTC time) and posted to the webhook, except those of a kind and feature already
+        posted within the cooldown (`monitoring.alerts.cooldown_minutes` unless given). A post that
+        fails is not recorded, so the next check tries again."""
         report, fired = self.evaluate(window)
         if not fired:
             return report, []
@@ -227,16 +228,16 @@ class Monitor:
         cooldown = timedelta(
             minutes=self.settings.alerts.cooldown_minutes if cooldown_minutes is None else cooldown_minutes
         )
-        earlier = self.store.read_alerts(limit=None, since=alerting.cooldown_start(now, cooldown))
         stored = self.store.add_alerts([dataclasses.replace(a, created_at=now) for a in fired])
-        send = alerting.due(stored, earlier, now, cooldown)
+        posted = self.store.posted_since(now - cooldown) if cooldown > timedelta(0) else set()
+        send = alerting.due(stored, posted)
         if len(send) < len(stored):
             log.info(
-                "alerts: %d of %d not posted again within the %s cooldown",
+                "alerts: %d of %d already posted within the %s cooldown",
                 len(stored) - len(send),
                 len(stored),
                 cooldown,
             )
-        if send:
-            alerting.post_webhook(send, webhook)
+        if send and alerting.post_webhook(send, webhook):
+            self.store.mark_posted([a.id for a in send], now)
         return report, stored

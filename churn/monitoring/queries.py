@@ -364,6 +364,16 @@ class Queries:
         out["churned"] = out["churned"].astype("int64")
         return out
 
+    def posted_since(self, since: datetime) -> set[tuple[str, str]]:
+        """(kind, feature) of the alerts posted to the webhook after `since` (feature "" when none)."""
+        stmt = (
+            sa.select(alerts.c.kind, alerts.c.feature)
+            .where(alerts.c.posted_at > utc_naive(since))
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return {(kind, feature or "") for kind, feature in conn.execute(stmt)}
+
     def read_alerts(
         self, limit: int | None = 100, kind: str | None = None, since: datetime | None = None
     ) -> list[Alert]:

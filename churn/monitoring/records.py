@@ -71,6 +71,8 @@ class Alert:
     window: str = ""
     created_at: datetime | None = None
     id: int | None = None
+    #: When it was posted to the webhook (None: not posted, or held back by the cooldown).
+    posted_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         created = self.created_at.isoformat() if self.created_at else None

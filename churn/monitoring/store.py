@@ -197,6 +197,17 @@ class PredictionStore(Queries, BatchLedger):
 
     # -- alerts ------------------------------------------------------------------------------
 
+    def mark_posted(self, ids: Sequence[int], posted_at: datetime) -> None:
+        """Record that the stored alerts `ids` were delivered to the webhook at `posted_at`."""
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                alerts.update()
+                .where(alerts.c.id.in_([int(i) for i in ids]))
+                .values(posted_at=utc_naive(posted_at))
+            )
+
     def add_alerts(self, items: Sequence[Alert]) -> list[Alert]:
         """Store alerts in one transaction; return them with their ids and times."""
         stamp = utc_naive(None)

@@ -163,6 +163,8 @@ alerts = sa.Table(
     sa.Column("threshold", sa.Float, nullable=True),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("window", sa.String(MAX_TEXT), nullable=False, default=""),
+    # When the alert was delivered to the webhook (NULL: not posted); the cooldown reads it.
+    sa.Column("posted_at", sa.DateTime, nullable=True, index=True),
 )
 
 

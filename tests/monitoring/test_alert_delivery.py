@@ -25,10 +25,6 @@ def _fired(**extra) -> list[Alert]:
     ]
 
 
-def _at(moment: datetime, *items: Alert) -> list[Alert]:
-    return [Alert(a.kind, a.message, feature=a.feature, created_at=moment) for a in items]
-
-
 def test_the_body_has_a_text_line_per_alert_and_keeps_the_records():
     fired = _fired()
     body = alerts.webhook_body(fired, "https://hooks.slack.com/services/T0/B0/secret")
@@ -57,24 +53,14 @@ def test_a_teams_workflow_url_also_gets_an_adaptive_card():
     assert alerts.shown_url(url) == "https://prod-01.westeurope.logic.azure.com:443/…"
 
 
-def test_due_posts_once_per_cooldown_period_and_never_twice_within_it():
+def test_due_holds_back_the_kinds_and_features_posted_within_the_cooldown():
     tenure = Alert("feature_drift", "x", feature="tenure")
     other = Alert("feature_drift", "x", feature="Contract")
-    # nothing stored: all due
-    assert alerts.due([tenure, other], [], T0, HOUR) == [tenure, other]
-    # fired earlier in this period: held back; another feature is not
-    assert alerts.due([tenure, other], _at(T0, tenure), T0 + timedelta(minutes=5), HOUR) == [other]
-    # the previous period's first was 59 minutes ago: held back (never twice within the cooldown)
-    stored = _at(T0 - timedelta(minutes=59), tenure)
-    assert alerts.due([tenure], stored, T0, HOUR) == []
-    # ... and posted at the first check 60 minutes after it
-    assert alerts.due([tenure], stored, T0 + timedelta(minutes=1), HOUR) == [tenure]
-    # the previous period's first is a full cooldown old: posted again
-    stored = _at(T0 - HOUR, tenure) + _at(T0 - timedelta(minutes=30), tenure)
-    assert alerts.due([tenure], stored, T0, HOUR) == [tenure]
-    # zero cooldown: every check posts
-    assert alerts.due([tenure], _at(T0, tenure), T0, timedelta(0)) == [tenure]
-    assert alerts.cooldown_start(T0 + timedelta(minutes=20), HOUR) == T0 - HOUR
+    dataset = Alert("dataset_drift", "x")
+    assert alerts.due([tenure, other, dataset], set()) == [tenure, other, dataset]
+    assert alerts.due([tenure, other, dataset], {("feature_drift", "tenure"), ("dataset_drift", "")}) == [
+        other
+    ]
 
 
 @pytest.fixture()
@@ -112,29 +98,36 @@ def test_check_posts_then_holds_back_within_the_cooldown_then_posts_again(drifti
     store.dispose()
 
 
-def test_a_check_after_the_cooldown_posts_again(drifting, webhook):
+def test_a_lasting_alert_is_posted_once_per_cooldown_and_a_failed_post_is_retried(drifting, webhook):
     from churn.monitoring.monitor import Monitor
     from churn.params import load_params
     from churn.serving import Predictor
     from churn.settings import MonitoringSettings
 
-    url, bodies, _ = webhook
+    url, bodies, status = webhook
     settings = MonitoringSettings.from_params(load_params(drifting / "params.yaml")["monitoring"])
     assert settings.alerts.cooldown_minutes == 60
     store = PredictionStore()
     predictor = Predictor.load("champion", root=drifting, log=False)
     monitor = Monitor(settings, store, root=drifting, predictor=predictor)
     window = monitor.window(last=300)
-    _, first = monitor.check(window, url, now=T0 + timedelta(minutes=50))
-    assert first and len(bodies) == 1
-    _, again = monitor.check(window, url, now=T0 + timedelta(minutes=55))  # within the cooldown
-    assert len(again) == len(first) and len(bodies) == 1
-    _, later = monitor.check(window, url, now=T0 + timedelta(minutes=110))  # a cooldown after the post
-    assert len(bodies) == 2 and len(bodies[1]["alerts"]) == len(later)
-    _, more = monitor.check(window, url, now=T0 + timedelta(minutes=125))  # 15 min after it: held back
-    assert len(more) == len(first) and len(bodies) == 2
+
+    def check(minutes: int) -> list[Alert]:
+        return monitor.check(window, url, now=T0 + timedelta(minutes=minutes))[1]
+
+    status[0] = 500  # the channel is down: stored, not marked as posted
+    first = check(0)
+    assert first and len(bodies) == 1 and all(a.posted_at is None for a in store.read_alerts(limit=None))
+    status[0] = 200
+    assert len(check(5)) == len(first) and len(bodies) == 2  # retried at the next check
+    assert len(check(30)) == len(first) and len(bodies) == 2  # within the cooldown of that post
+    assert len(check(64)) == len(first) and len(bodies) == 2  # 59 minutes after it: still held back
+    later = check(65)  # a full cooldown after the post
+    assert len(bodies) == 3 and len(bodies[2]["alerts"]) == len(later)
+    posted = sorted({a.posted_at for a in store.read_alerts(limit=None) if a.posted_at})
+    assert posted == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=65)]
     assert {a.created_at for a in store.read_alerts(limit=None)} == {
-        T0 + timedelta(minutes=m) for m in (50, 55, 110, 125)
+        T0 + timedelta(minutes=m) for m in (0, 5, 30, 64, 65)
     }
     store.dispose()
 

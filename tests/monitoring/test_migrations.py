@@ -147,9 +147,10 @@ def add_rows(url: str, *, batches: bool) -> None:
 
 def test_head_is_the_newest_revision_and_the_chain_starts_before_batches():
     script = ScriptDirectory.from_config(migrations.config())
-    assert migrations.HEAD == script.get_current_head() == "0002_batches"
+    assert migrations.HEAD == script.get_current_head() == "0003_alert_posts"
     chain = [rev.revision for rev in script.walk_revisions()]
-    assert chain == ["0002_batches", "0001_initial"]
+    assert chain == ["0003_alert_posts", "0002_batches", "0001_initial"]
+    assert script.get_revision("0003_alert_posts").down_revision == "0002_batches"
     assert script.get_revision("0002_batches").down_revision == "0001_initial"
 
 
@@ -196,7 +197,7 @@ def test_a_log_made_before_alembic_keeps_its_rows_through_db_upgrade(url, schema
     assert main(["monitor", "db", "upgrade", "--db", url]) == 0
     out = capsys.readouterr().out
     assert (
-        f"upgraded from revision none (made before schema versioning, matched {matched}) to 0002_batches"
+        f"upgraded from revision none (made before schema versioning, matched {matched}) to 0003_alert_posts"
         in out
     )
     assert SECRET not in out
@@ -233,7 +234,8 @@ def test_a_log_behind_head_is_refused_in_one_line(url, capsys, monkeypatch):
     message = str(caught.value)
     assert "\n" not in message and SECRET not in message
     assert (
-        "schema revision 0001_initial is behind head 0002_batches: run `churn monitor db upgrade`" in message
+        "schema revision 0001_initial is behind head 0003_alert_posts: run `churn monitor db upgrade`"
+        in message
     )
 
     monkeypatch.setenv("CHURN_DB_URL", url)
@@ -245,26 +247,28 @@ def test_a_log_behind_head_is_refused_in_one_line(url, capsys, monkeypatch):
     assert main(["monitor", "db", "current"]) == 1
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].endswith(
-        "schema revision 0001_initial is behind head 0002_batches: run `churn monitor db upgrade` (back the log up first)"
+        "schema revision 0001_initial is behind head 0003_alert_posts: run `churn monitor db upgrade` (back the log up first)"
     )
     assert main(["monitor", "db", "upgrade"]) == 0
-    assert "upgraded from revision 0001_initial to 0002_batches (head), rows kept" in capsys.readouterr().out
+    assert (
+        "upgraded from revision 0001_initial to 0003_alert_posts (head), rows kept" in capsys.readouterr().out
+    )
     assert main(["monitor", "db", "current"]) == 0
-    assert capsys.readouterr().out.strip().endswith(": revision 0002_batches (head), up to date")
+    assert capsys.readouterr().out.strip().endswith(": revision 0003_alert_posts (head), up to date")
     assert main(["monitor", "db", "upgrade"]) == 0
-    assert "already at revision 0002_batches (head)" in capsys.readouterr().out
+    assert "already at revision 0003_alert_posts (head)" in capsys.readouterr().out
 
 
 def test_db_current_creates_nothing_and_db_upgrade_creates_the_log(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'new' / 'log.db'}"
     assert main(["monitor", "db", "current", "--db", url]) == 0
     assert capsys.readouterr().out == (
-        f"prediction log {url}: no database yet, created at revision 0002_batches on first use\n"
+        f"prediction log {url}: no database yet, created at revision {migrations.HEAD} on first use\n"
     )
     assert not (tmp_path / "new").exists()
     assert main(["monitor", "db", "upgrade", "--db", url]) == 0
-    assert capsys.readouterr().out == f"prediction log {url}: created at revision 0002_batches (head)\n"
-    assert revision_of(url).current == "0002_batches"
+    assert capsys.readouterr().out == f"prediction log {url}: created at revision {migrations.HEAD} (head)\n"
+    assert revision_of(url).current == migrations.HEAD
 
 
 def test_a_log_from_a_newer_churn_is_refused(url, capsys):
@@ -343,7 +347,7 @@ def test_eight_processes_opening_a_fresh_log_at_once_all_succeed(url, tmp_path):
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql(
             f"SELECT version_num FROM {migrations.VERSION_TABLE}"
-        ).scalars().all() == ["0002_batches"]
+        ).scalars().all() == [migrations.HEAD]
     store.dispose()
 
 
@@ -368,4 +372,5 @@ def test_setuptools_ships_the_migrations_as_packages():
     assert sorted(p.name for p in Path(script.versions).glob("0*.py")) == [
         "0001_initial.py",
         "0002_batches.py",
+        "0003_alert_posts.py",
     ]

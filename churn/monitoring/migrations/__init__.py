@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: The revision this version of churn uses: Alembic's head (a test keeps them equal). A log at head
 #: opens without loading Alembic, which costs a quarter of a second.
-HEAD = "0002_batches"
+HEAD = "0003_alert_posts"
 #: Alembic's version table for the log (not `alembic_version`: the log may share a PostgreSQL
 #: database with an MLflow backend store, which keeps its own revision there).
 VERSION_TABLE = "prediction_log_version"
