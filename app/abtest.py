@@ -115,7 +115,7 @@ def metrics_table(result: dict[str, Any]) -> pd.DataFrame:
     level = f"{boot['confidence']:.0%} CI"
     rows = [
         (m, _ci(boot["champion"][m]), _ci(boot["challenger"][m]), _ci(boot["difference"][m]))
-        for m in HEADLINE
+        for m in (*HEADLINE, *(["empc"] if "empc" in boot["difference"] else []))  # EMPC: profit per customer
     ]
     return pd.DataFrame(
         rows, columns=["metric", f"model A ({level})", f"model B ({level})", f"B − A ({level})"]

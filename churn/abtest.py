@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 from statsmodels.stats.contingency_tables import mcnemar
 
+from churn import economics
 from churn.metrics import HEADLINE
 from churn.params import read
-from churn.settings import AbTestSettings, BaseSettings, EvaluateSettings
+from churn.settings import AbTestSettings, BaseSettings, EconomicsSettings, EvaluateSettings
 from churn.validation import gate, probabilities
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,18 @@ def _interval(samples: np.ndarray, estimate: float, confidence: float) -> dict[s
     return {"estimate": float(estimate), "low": float(low), "high": float(high)}
 
 
+def resampled_empc(
+    weights: np.ndarray, y: np.ndarray, proba: np.ndarray, clv: np.ndarray, money: EconomicsSettings
+) -> np.ndarray:
+    """EMPC (churn.economics.empc) of each resample: row b of `weights` repeats customer i weights[b, i] times."""
+    rows = np.arange(len(y))
+    out = np.empty(len(weights))
+    for b, counts in enumerate(weights.astype(int)):
+        idx = np.repeat(rows, counts)
+        out[b] = economics.empc(y[idx], proba[idx], clv[idx], money)
+    return out
+
+
 def paired_bootstrap(
     y: np.ndarray,
     probas: dict[str, np.ndarray],
@@ -103,34 +116,60 @@ def paired_bootstrap(
     n_boot: int,
     seed: int,
     confidence: float,
+    money: EconomicsSettings | None = None,
+    clv: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Percentile CIs of each model's metrics and of challenger − champion, on the same resamples."""
+    """Percentile CIs of each model's metrics and of challenger − champion, on the same resamples.
+
+    With `money` and the customers' `clv`, EMPC is one more metric, on those same resamples.
+    """
+    y = np.asarray(y)
     weights = resample_counts(len(y), n_boot, seed)
     ones = np.ones((1, len(y)))
     samples = {name: weighted_scores(weights, y, p, threshold) for name, p in probas.items()}
     point = {name: weighted_scores(ones, y, p, threshold) for name, p in probas.items()}
+    figures = HEADLINE
+    if money is not None and clv is not None:
+        figures = (*HEADLINE, "empc")
+        for name, p in probas.items():
+            samples[name]["empc"] = resampled_empc(weights, y, np.asarray(p, dtype=float), clv, money)
+            point[name]["empc"] = np.array([economics.empc(y, p, clv, money)])
     out: dict[str, Any] = {"resamples": n_boot, "confidence": confidence}
     for name in probas:
-        out[name] = {m: _interval(samples[name][m], point[name][m][0], confidence) for m in HEADLINE}
+        out[name] = {m: _interval(samples[name][m], point[name][m][0], confidence) for m in figures}
     out["difference"] = {
         m: _interval(
             samples["challenger"][m] - samples["champion"][m],
             point["challenger"][m][0] - point["champion"][m][0],
             confidence,
         )
-        for m in HEADLINE
+        for m in figures
     }
     return out
 
 
 def recommend(result: dict[str, Any], failed_gates: list[str], pol: AbTestSettings) -> tuple[str, list[str]]:
-    """`promote`, `keep_champion` or `inconclusive`, with the reasons in words."""
+    """`promote`, `keep_champion` or `inconclusive`, with the reasons in words.
+
+    Keep the champion when the challenger fails a gate, or is significantly worse on any of
+    accuracy (McNemar at `alpha`), ROC-AUC or EMPC (the CI of challenger − champion entirely below
+    0). Otherwise promote when it is significantly better on one of them: accuracy or ROC-AUC by at
+    least their minimum gain, or EMPC (CI entirely above 0: more profit per customer under
+    `params.yaml: economics`). Otherwise inconclusive. Results without an EMPC difference (no
+    economics) are judged on accuracy and ROC-AUC alone.
+    """
     p = result["mcnemar"]["p_value"]
     acc = result["bootstrap"]["difference"]["accuracy"]
     auc = result["bootstrap"]["difference"]["roc_auc"]
+    money = result["bootstrap"]["difference"].get("empc")
     level = f"{result['bootstrap']['confidence']:.0%}"
     acc_text = f"accuracy {acc['estimate']:+.4f} (McNemar p = {p:.4g})"
     auc_text = f"ROC-AUC {auc['estimate']:+.4f} ({level} CI {auc['low']:+.4f} to {auc['high']:+.4f})"
+    money_text = (
+        f"EMPC {money['estimate']:+.2f} per customer ({level} CI {money['low']:+.2f} to {money['high']:+.2f})"
+        if money
+        else ""
+    )
     keep = []
     if failed_gates:
         keep.append(f"the challenger fails {len(failed_gates)} gate(s): {', '.join(failed_gates)}")
@@ -138,6 +177,8 @@ def recommend(result: dict[str, Any], failed_gates: list[str], pol: AbTestSettin
         keep.append(f"the champion is significantly more accurate: {acc_text}")
     if auc["high"] < 0:
         keep.append(f"the champion ranks churners significantly better: {auc_text}")
+    if money and money["high"] < 0:
+        keep.append(f"the champion earns significantly more: {money_text}")
     if keep:
         return KEEP, keep
     wins = []
@@ -145,6 +186,8 @@ def recommend(result: dict[str, Any], failed_gates: list[str], pol: AbTestSettin
         wins.append(f"the challenger is significantly more accurate: {acc_text}")
     if auc["low"] > 0 and auc["estimate"] >= pol.min_roc_auc_gain:
         wins.append(f"the challenger ranks churners significantly better: {auc_text}")
+    if money and money["low"] > 0:
+        wins.append(f"the challenger earns significantly more: {money_text}")
     if wins:
         return PROMOTE, [*wins, "the challenger passes every gate"]
     why = []
@@ -156,6 +199,8 @@ def recommend(result: dict[str, Any], failed_gates: list[str], pol: AbTestSettin
         why.append(f"the ROC-AUC difference is not significant: {auc_text}")
     else:
         why.append(f"ROC-AUC gain below the minimum {pol.min_roc_auc_gain:g}: {auc_text}")
+    if money:
+        why.append(f"the profit difference is not significant: {money_text}")
     return INCONCLUSIVE, [*why, "keep the champion and collect more evidence"]
 
 
@@ -168,8 +213,11 @@ def compare(
     pol: AbTestSettings,
     seed: int,
     failed_gates: list[str],
+    money: EconomicsSettings | None = None,
+    clv: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The whole A/B result: table, McNemar, bootstrap CIs, A/B gates and the recommendation."""
+    """The whole A/B result: table, McNemar, bootstrap CIs (EMPC too, given `money` and `clv`), A/B
+    gates and the recommendation."""
     y = np.asarray(y, dtype=int)
     preds = {
         n: (np.asarray(p) >= threshold).astype(int)
@@ -191,6 +239,8 @@ def compare(
             n_boot=pol.bootstrap,
             seed=seed,
             confidence=1 - pol.alpha,
+            money=money,
+            clv=clv,
         ),
         "alpha": pol.alpha,
     }
@@ -211,19 +261,22 @@ def compare(
 
 @dataclass(frozen=True)
 class Setup:
-    """What a comparison reads from params: the churner threshold, the A/B policy and the seed."""
+    """What a comparison reads from params: the churner threshold, the A/B policy, the seed and the economics."""
 
     threshold: float
     policy: AbTestSettings
     seed: int
+    money: EconomicsSettings
 
 
 def setup(params: dict[str, Any], source: str = "params.yaml") -> Setup:
-    """`evaluate.threshold`, the `ab_test` section and `base.seed`, checked (ParamsError otherwise)."""
+    """`evaluate.threshold`, the `ab_test` and `economics` sections and `base.seed`, checked
+    (ParamsError otherwise)."""
     return Setup(
         threshold=read(params, EvaluateSettings, source).threshold,
         policy=read(params, AbTestSettings, source),
         seed=read(params, BaseSettings, source).seed,
+        money=read(params, EconomicsSettings, source),
     )
 
 
@@ -249,4 +302,6 @@ def compare_models(
         pol=setup.policy,
         seed=setup.seed,
         failed_gates=failed_gates,
+        money=setup.money,
+        clv=economics.customer_value(setup.money, X),
     )

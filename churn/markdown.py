@@ -23,8 +23,8 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def interval(node: dict[str, float] | None) -> str:
+def interval(node: dict[str, float] | None, digits: int = 4) -> str:
     """A confidence interval `low – high`, or an em dash when there is none."""
     if not node:
         return "—"
-    return f"{number(node.get('low'))} – {number(node.get('high'))}"
+    return f"{number(node.get('low'), digits)} – {number(node.get('high'), digits)}"

@@ -115,3 +115,25 @@ def confusion_counts(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0
 
     tn, fp, fn, tp = skm.confusion_matrix(y_true, np.asarray(proba) >= threshold, labels=[0, 1]).ravel()
     return {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
+
+
+def profit_points(proba: np.ndarray, gain: np.ndarray, max_points: int = 200) -> list[dict[str, float]]:
+    """Profit curve as [{share, profit}]: the summed `gain` of contacting the top `share` of customers
+    ranked by `proba` (highest first), from nobody to everyone.
+
+    Customers with equal probabilities cannot be told apart, so points sit at the edges of tied
+    groups (as in empulse's ranked profit curve). Thinned to at most `max_points` points; the
+    highest point is always kept.
+    """
+    import numpy as np
+
+    proba = np.asarray(proba, dtype=float)
+    order = np.argsort(-proba, kind="stable")
+    ranked = proba[order]
+    edges = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1, ranked.size]  # customers contacted
+    profit = np.r_[0.0, np.cumsum(np.asarray(gain, dtype=float)[order])][edges]
+    n = max(ranked.size, 1)
+    pts = [{"share": float(k / n), "profit": float(v)} for k, v in zip(edges, profit, strict=True)]
+    best = int(np.argmax(profit))
+    thinned = _thin(pts, max_points - 1)
+    return thinned if pts[best] in thinned else sorted([*thinned, pts[best]], key=lambda p: p["share"])

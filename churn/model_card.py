@@ -87,6 +87,7 @@ def model_card(ctx: dict[str, Any]) -> str:
         ["metric", "champion", "CI", "challenger", "CI", "challenger CV (mean ± std)", "minimum", "gate"],
         rows,
     )
+    out += _money_section({n: ctx["evaluate"][n].get("economics") for n in names}, ab)
     out += _fairness_section(ctx["fairness"][CANDIDATE], v)
     out += _robustness_section(ctx["robustness"], v)
     out += _ab_section(ab)
@@ -127,6 +128,61 @@ def model_card(ctx: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+#: The campaigns of `churn.economics.campaigns`, in words.
+_CAMPAIGN_TEXT = {
+    "decision_rule": "contact when the expected profit is positive",
+    "contact_all": "contact everyone",
+    "threshold": "contact at the churn threshold ({threshold})",
+}
+
+
+def _money_section(money: dict[str, dict[str, Any] | None], ab: dict[str, Any]) -> list[str]:
+    """EMPC, MPC, maximum profit and the realised profit of three campaigns (metrics/evaluate's `economics`)."""
+    if not all(money.values()):
+        return []
+    champion, challenger = money[PRODUCTION], money[CANDIDATE]
+    boot = ab["bootstrap"]
+
+    def row(label: str, key: str, digits: int, cis: tuple[str, str] = ("", "")) -> list[str]:
+        return [label, number(champion[key], digits), cis[0], number(challenger[key], digits), cis[1]]
+
+    rows = [
+        row(
+            "EMPC",
+            "empc",
+            2,
+            (interval(boot[PRODUCTION].get("empc"), 2), interval(boot[CANDIDATE].get("empc"), 2)),
+        ),
+        row("EMPC: expected share contacted", "empc_contacted_fraction", 3),
+        row("MPC (one CLV, γ at its mean)", "mpc", 2),
+        row("maximum profit MP (each customer's CLV, γ at its mean)", "mp", 2),
+        row("MP: share contacted", "mp_contacted_fraction", 3),
+    ]
+    campaigns = [
+        [
+            text.format(threshold=number(ab["threshold"], 2)),
+            *[
+                f"{number(m['campaigns'][name]['profit'], 2)} ({m['campaigns'][name]['contacted']} contacted)"
+                for m in (champion, challenger)
+            ],
+        ]
+        for name, text in _CAMPAIGN_TEXT.items()
+    ]
+    return [
+        "## Money (test set; params.yaml `economics`, assumptions the retention team sets)",
+        "",
+        f"Per customer, relative to contacting nobody; mean customer lifetime value "
+        f"{number(challenger['clv_mean'], 2)}, acceptance rate of a contacted churner "
+        f"{number(challenger['acceptance_rate'], 2)} on average (churn.economics defines each figure).",
+        "",
+        *_block(["figure", "champion", "CI", "challenger", "CI"], rows),
+        "Realised profit of each campaign on the test customers (their true outcomes; offers accepted "
+        "at the mean rate):",
+        "",
+        *_block(["campaign", "champion", "challenger"], campaigns),
+    ]
 
 
 def _fairness_section(fair: dict[str, Any], v: dict[str, Any]) -> list[str]:
@@ -223,6 +279,13 @@ def _ab_section(ab: dict[str, Any]) -> list[str]:
         f"(alpha {ab['alpha']:g}).",
         f"- Accuracy difference (challenger − champion): {number(d['accuracy']['estimate'])} "
         f"(CI {interval(d['accuracy'])}); ROC-AUC difference: {number(d['roc_auc']['estimate'])} (CI {interval(d['roc_auc'])}).",
+        *(
+            [
+                f"- EMPC difference: {number(d['empc']['estimate'], 2)} per customer (CI {interval(d['empc'], 2)})."
+            ]
+            if "empc" in d
+            else []
+        ),
         f"- Recommendation: **{ab['recommendation']}** — " + "; ".join(ab["reasons"]) + ".",
         "",
     ]

@@ -10,8 +10,19 @@ from typing import Any
 from churn.markdown import table
 from churn.metrics import HEADLINE
 
-#: Evaluate metrics shown in the headline table (besides the five gate metrics).
-HEADLINE_EXTRA = ("pr_auc", "brier", "log_loss")
+#: Evaluate metrics shown in the headline table (besides the five gate metrics); money per customer
+#: (EMPC, maximum profit) and the realised profit of each campaign on the test split (churn.economics).
+HEADLINE_EXTRA = (
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "economics.empc",
+    "economics.mp",
+    "economics.mp_contacted_fraction",
+    "economics.campaigns.decision_rule.profit",
+    "economics.campaigns.contact_all.profit",
+    "economics.campaigns.threshold.profit",
+)
 LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
 #: Rows per metrics file in the full diff, so that a PR comment stays far below GitHub's 65,536 characters.
 MAX_ROWS_PER_FILE = 30
@@ -286,7 +297,7 @@ def _ab_section(inputs: ReportInputs) -> list[str]:
         test += f" — {mcnemar['method']}"
     out.append(test)
     difference = (ab.get("bootstrap") or {}).get("difference") or {}
-    for metric in ("accuracy", "roc_auc"):
+    for metric in ("accuracy", "roc_auc", "empc"):
         if metric in difference:
             out.append(f"- {metric} difference (challenger − champion): {_interval(difference[metric])}")
     return [*out, ""]

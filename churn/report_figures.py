@@ -9,6 +9,7 @@ CURVES = {
     "roc": ("ROC", "fpr", "tpr", True),
     "precision_recall": ("Precision–recall", "recall", "precision", False),
     "calibration": ("Calibration", "mean_predicted", "fraction_positive", True),
+    "profit": ("Profit curve", "share", "profit", False),
 }
 AXIS_LABELS = {
     "fpr": "False positive rate",
@@ -17,6 +18,8 @@ AXIS_LABELS = {
     "precision": "Precision",
     "mean_predicted": "Mean predicted churn probability",
     "fraction_positive": "Observed churn rate",
+    "share": "Share of test customers contacted (highest churn probability first)",
+    "profit": "Realised campaign profit (params.yaml economics)",
 }
 TOP_FEATURES = 12
 

@@ -111,6 +111,38 @@ class EvaluateSettings(Section):
     calibration_bins: Annotated[int, number(ge=2, le=100, whole=True)]
 
 
+class EconomicsSettings(Section):
+    """`economics`: what a retention campaign earns and costs (the EMPC model of Verbraken, Verbeke &
+    Baesens, IEEE TKDE 2013). Every number is an assumption the retention team must set.
+
+    A customer's lifetime value is `clv_months` × their `MonthlyCharges`, or a fixed `clv` for
+    everyone (exactly one of the two is set, the other null). Contacting costs `contact_cost` (f);
+    a contacted customer who accepts the offer costs `offer_cost` (d); a contacted would-be churner
+    accepts with probability γ ~ Beta(`alpha`, `beta`), mean α / (α + β).
+    """
+
+    KEY: ClassVar[str] = "economics"
+    clv_months: Annotated[float | None, number(gt=0, le=1200, nullable=True)] = None
+    clv: Annotated[float | None, number(gt=0, le=1e9, nullable=True)] = None
+    offer_cost: Annotated[float, number(ge=0, le=1e9)]
+    contact_cost: Annotated[float, number(ge=0, le=1e9)]
+    alpha: Annotated[float, number(gt=0, le=1e6)]
+    beta: Annotated[float, number(gt=0, le=1e6)]
+
+    @model_validator(mode="after")
+    def _one_value_rule(self) -> Self:
+        if self.clv_months is None and self.clv is None:
+            raise fail_on("must be set unless economics.clv is", "clv_months", None)
+        if self.clv_months is not None and self.clv is not None:
+            raise fail_on("must be null when economics.clv_months is set", "clv", self.clv)
+        return self
+
+    @property
+    def acceptance_rate(self) -> float:
+        """γ̄ = α / (α + β), the mean acceptance rate of a contacted would-be churner."""
+        return self.alpha / (self.alpha + self.beta)
+
+
 class MlflowSettings(Section):
     """`mlflow`: experiment and registered-model names."""
 
@@ -384,6 +416,7 @@ SECTIONS: dict[str, type[Section]] = {
         ModelsSettings,
         TrainSettings,
         EvaluateSettings,
+        EconomicsSettings,
         MlflowSettings,
         FairnessSettings,
         RobustnessSettings,

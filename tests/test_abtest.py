@@ -9,9 +9,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
 
-from churn import abtest, metrics
+from churn import abtest, economics, metrics
 from churn.params import ParamsError, read
-from churn.settings import AbTestSettings
+from churn.settings import AbTestSettings, EconomicsSettings
 
 POLICY = AbTestSettings(alpha=0.05, min_accuracy_gain=0.005, min_roc_auc_gain=0.005, bootstrap=1000)
 
@@ -95,17 +95,56 @@ def test_paired_bootstrap_intervals():
     assert again == boot  # seeded
 
 
-def _result(p_value: float, acc: float, auc: tuple[float, float, float]) -> dict:
-    return {
-        "mcnemar": {"p_value": p_value},
-        "bootstrap": {
-            "confidence": 0.95,
-            "difference": {
-                "accuracy": {"estimate": acc, "low": acc - 0.01, "high": acc + 0.01},
-                "roc_auc": dict(zip(("estimate", "low", "high"), auc, strict=True)),
-            },
-        },
+def test_empc_bootstrap_uses_the_roc_auc_resamples():
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 300)
+    good = np.clip(y * 0.5 + rng.random(300) * 0.5, 0, 1)
+    weak = np.clip(y * 0.05 + rng.random(300) * 0.95, 0, 1)
+    clv = rng.uniform(100, 2000, 300)
+    weights = abtest.resample_counts(300, 5, seed=2)
+    idx = np.random.default_rng(2).integers(0, 300, size=(5, 300))  # the same draws
+    fast = abtest.resampled_empc(weights, y, good, clv, MONEY)
+    for b in range(5):
+        assert fast[b] == pytest.approx(
+            economics.empc(y[idx[b]], good[idx[b]], clv[idx[b]], MONEY), rel=1e-12
+        )
+    boot = abtest.paired_bootstrap(
+        y,
+        {"champion": weak, "challenger": good},
+        threshold=0.5,
+        n_boot=200,
+        seed=2,
+        confidence=0.95,
+        money=MONEY,
+        clv=clv,
+    )
+    diff = boot["difference"]["empc"]
+    expected = economics.empc(y, good, clv, MONEY) - economics.empc(y, weak, clv, MONEY)
+    assert diff["estimate"] == pytest.approx(expected)
+    assert diff["low"] > 0  # a far better ranking earns more
+    plain = abtest.paired_bootstrap(
+        y, {"champion": weak, "challenger": good}, threshold=0.5, n_boot=200, seed=2, confidence=0.95
+    )
+    assert "empc" not in plain["difference"]
+    assert plain["difference"]["roc_auc"] == boot["difference"]["roc_auc"]  # same resamples
+
+
+MONEY = EconomicsSettings(clv=500, offer_cost=25, contact_cost=2, alpha=6, beta=14)
+
+
+def _result(
+    p_value: float,
+    acc: float,
+    auc: tuple[float, float, float],
+    empc: tuple[float, float, float] | None = None,
+) -> dict:
+    difference = {
+        "accuracy": {"estimate": acc, "low": acc - 0.01, "high": acc + 0.01},
+        "roc_auc": dict(zip(("estimate", "low", "high"), auc, strict=True)),
     }
+    if empc is not None:
+        difference["empc"] = dict(zip(("estimate", "low", "high"), empc, strict=True))
+    return {"mcnemar": {"p_value": p_value}, "bootstrap": {"confidence": 0.95, "difference": difference}}
 
 
 @pytest.mark.parametrize(
@@ -122,6 +161,31 @@ def _result(p_value: float, acc: float, auc: tuple[float, float, float]) -> dict
         (_result(0.001, -0.03, (0.0, -0.01, 0.01)), [], "keep_champion", "champion is significantly more"),
         (_result(0.4, 0.004, (0.0, -0.01, 0.01)), [], "inconclusive", "no significant accuracy difference"),
         (_result(0.01, 0.002, (0.001, -0.01, 0.01)), [], "inconclusive", "below the minimum"),
+        # profit: a veto when significantly lower, a win when significantly higher
+        (
+            _result(0.4, 0.004, (0.02, 0.01, 0.03), (-3.0, -5.0, -1.0)),
+            [],
+            "keep_champion",
+            "the champion earns significantly more: EMPC -3.00 per customer (95% CI -5.00 to -1.00)",
+        ),
+        (
+            _result(0.4, 0.004, (0.0, -0.01, 0.01), (2.0, 0.5, 3.5)),
+            [],
+            "promote",
+            "the challenger earns significantly more: EMPC +2.00",
+        ),
+        (
+            _result(0.4, 0.004, (0.02, 0.01, 0.03), (0.5, -1.0, 2.0)),
+            [],
+            "promote",
+            "ranks churners significantly better",
+        ),
+        (
+            _result(0.4, 0.004, (0.0, -0.01, 0.01), (0.5, -1.0, 2.0)),
+            [],
+            "inconclusive",
+            "the profit difference is not significant",
+        ),
     ],
 )
 def test_recommendation_policy(result, failed, expected, phrase):

@@ -288,6 +288,8 @@ def test_ab_test_equals_the_ab_test_stage(client, project):
     assert words[stage["recommendation"]] in recommendation
     roc = next(row for row in scores["data"] if row[0] == "roc_auc")
     assert roc[3].startswith(f"{stage['bootstrap']['difference']['roc_auc']['estimate']:.4f}")
+    empc = next(row for row in scores["data"] if row[0] == "empc")  # profit per customer, same resamples
+    assert empc[3].startswith(f"{stage['bootstrap']['difference']['empc']['estimate']:.4f}")
     assert len(traces(chart)) == 2
 
 

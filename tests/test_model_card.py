@@ -76,3 +76,35 @@ def test_a_perturbation_that_broke_a_model_reads_error(ctx):
 def test_card_with_commit_appends_the_commit_once():
     card = model_card.card_with_commit("# Card\n\n", "abc123")
     assert card == "# Card\n\nGit commit of this build: `abc123`\n"
+
+
+def test_money_table_shows_each_model_and_campaign(ctx):
+    money = copy.deepcopy(ctx)
+    for i, name in enumerate(MODELS):
+        money["evaluate"][name]["economics"] = {
+            "acceptance_rate": 0.3,
+            "clv_mean": 786.77,
+            "empc": 39.1 + i,
+            "empc_contacted_fraction": 0.51,
+            "mpc": 38.8 + i,
+            "mp": 48.9 + i,
+            "mp_contacted_fraction": 0.52,
+            "campaigns": {
+                "contact_all": {"contacted": 1409, "profit": 49223.35},
+                "decision_rule": {"contacted": 707 + i, "profit": 70051.03 + i},
+                "threshold": {"contacted": 298, "profit": 45520.99},
+            },
+        }
+    money["ab_test"]["bootstrap"]["difference"]["empc"] = {"estimate": 1.0, "low": -0.25, "high": 2.5}
+    card = model_card.model_card(money)
+    assert "## Money (test set; params.yaml `economics`" in card
+    assert (
+        "| EMPC | 39.10 |" in card
+        and "| maximum profit MP (each customer's CLV, γ at its mean) | 48.90 |" in card
+    )
+    assert (
+        "| contact when the expected profit is positive | 70051.03 (707 contacted) | 70052.03 (708 contacted) |"
+        in card
+    )
+    assert "- EMPC difference: 1.00 per customer (CI -0.25 – 2.50)." in card
+    assert "## Money" not in model_card.model_card({**ctx, "evaluate": {n: {} for n in MODELS}})

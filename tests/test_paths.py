@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 MODELS = list(PARAMS["models"])
-PLOT_FILES = ("roc.json", "precision_recall.json", "calibration.json", "confusion.json", "importance.json")
+PLOT_FILES = (
+    "roc.json",
+    "precision_recall.json",
+    "calibration.json",
+    "confusion.json",
+    "importance.json",
+    "profit.json",
+)
 
 
 def _posix(path: Path) -> str:

@@ -66,6 +66,10 @@ def test_stages_chain(workdir):
             "brier",
         }
         assert scores["n"] == 240
+        money = scores["economics"]
+        assert money["campaigns"]["contact_all"]["contacted"] == 240
+        profit = json.loads((workdir / f"metrics/plots/{name}/profit.json").read_text())
+        assert max(p["profit"] for p in profit) == pytest.approx(money["mp"] * 240, abs=0.05)
         card = {
             rel: json.loads((workdir / f"metrics/scorecard/{rel}/{name}.json").read_text())
             for rel in ("train", "evaluate")
@@ -80,6 +84,7 @@ def test_stages_chain(workdir):
             "confusion.json",
             "importance.json",
             "precision_recall.json",
+            "profit.json",
             "roc.json",
         ]
         assert len(json.loads((plots / "confusion.json").read_text())) == 240

@@ -286,7 +286,7 @@ def test_dvc_yaml_declares_the_validation_stages(root):
         "ab-test": (
             ["metrics/ab_test.json"],
             ["metrics/scorecard/ab_test.json"],
-            ["base", "evaluate", "ab_test", "report"],
+            ["base", "evaluate", "economics", "ab_test", "report"],
         ),
         "report": (
             ["metrics/validation.json", "metrics/model_card.md"],

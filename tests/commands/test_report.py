@@ -92,6 +92,7 @@ def _points(shift: float) -> dict[str, list[dict]]:
         "roc": [{"fpr": x, "tpr": min(1.0, x**0.5 + shift)} for x in grid],
         "precision_recall": [{"recall": x, "precision": 1 - 0.7 * x + shift} for x in grid],
         "calibration": [{"mean_predicted": x, "fraction_positive": x * (1 - shift)} for x in grid],
+        "profit": [{"share": x, "profit": 1000 * x * (1 - x) + shift} for x in grid],
         "importance": [
             {"feature": "Contract", "importance": 0.03 + shift},
             {"feature": "tenure", "importance": 0.02},
@@ -257,6 +258,7 @@ def test_plots_are_pngs_linked_relative_to_the_report(pr_repo, tmp_path, monkeyp
         "ROC",
         "Precision–recall",
         "Calibration",
+        "Profit curve",
         "Feature importance: challenger",
         "Feature importance: champion",
     ]
