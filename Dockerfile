@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # The churn app as a container: pinned environment, models built by the pipeline at build time,
 # Gradio on port 7860. Build: `docker build -t churn .`   Run: `docker run -p 127.0.0.1:7860:7860 churn`
 FROM python:3.11-slim-bookworm
@@ -26,11 +27,16 @@ COPY --chown=app:app . .
 ENV PYTHONPATH=/home/app/churn
 USER app
 
-# Bake the models in: run the pipeline (seeded, so it rebuilds exactly what dvc.lock records and
-# what CI validated); the build fails if the fresh dvc.lock differs from the committed one.
-RUN cp dvc.lock /tmp/dvc.lock.committed \
- && python -m dvc config --local core.no_scm true \
- && python -m dvc repro --no-commit \
+# Bake the models in: pulled from the DVC remote when .dvc/config names one (credentials: the build
+# secret `dvc_config`, mounted as .dvc/config.local for this step only, never kept in a layer:
+# `docker build --secret id=dvc_config,src=.dvc/config.local .`), else rebuilt by the pipeline
+# (seeded, so exactly what dvc.lock records and CI validated); the build fails if the resulting
+# dvc.lock differs from the committed one.
+RUN --mount=type=secret,id=dvc_config,target=/home/app/churn/.dvc/config.local,uid=1000 \
+    cp dvc.lock /tmp/dvc.lock.committed \
+ && python -m dvc config core.no_scm true \
+ && python scripts/pull_or_repro.py --strict --no-commit \
+ && rm -rf .dvc/cache \
  && if ! cmp -s dvc.lock /tmp/dvc.lock.committed; then \
       diff /tmp/dvc.lock.committed dvc.lock; \
       echo "the pipeline did not reproduce the committed dvc.lock" >&2; exit 1; \

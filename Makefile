@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup run repro track app test test-setup system browser bench lint format lock clean
+.PHONY: help setup run repro pull track app test test-setup system browser bench lint format lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,9 +27,11 @@ $(STAMP):
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
-repro: setup ## run the DVC pipeline (only the stages whose inputs changed), then track it in MLflow
-	dvc repro
+repro: pull ## run the DVC pipeline (only the stages whose inputs changed), then track it in MLflow
 	$(PY) -m churn track
+
+pull: setup ## the pipeline's outputs from the DVC remote when one is configured, else dvc repro
+	$(PY) scripts/pull_or_repro.py
 
 track: setup ## log the pipeline's models to MLflow (idempotent) and point the registry aliases at them
 	$(PY) -m churn track

@@ -96,7 +96,29 @@ def client(root: str | Path = "."):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     mlflow = connect(root)
+    _check_database(tracking_uri(root))
     return mlflow.MlflowClient(tracking_uri=tracking_uri(root), registry_uri=tracking_uri(root))
+
+
+_DATABASES_SEEN: set[str] = set()
+
+
+def _check_database(uri: str) -> None:
+    """Connect once to a database store (PostgreSQL, MySQL, SQL Server) before MLflow does: MLflow
+    retries a refused connection ten times over about 100 s, logging a warning each time, and a wrong
+    password or a stopped server does not recover meanwhile. SQLite and HTTP stores are left to MLflow."""
+    if uri in _DATABASES_SEEN or uri.split(":", 1)[0].split("+")[0] not in ("postgresql", "mysql", "mssql"):
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(uri, poolclass=NullPool)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+    _DATABASES_SEEN.add(uri)
 
 
 def current_user() -> str:
@@ -263,9 +285,11 @@ def reachable(root: str | Path = ".") -> Iterator[None]:
     except (RegistryError, ParamsError):
         raise
     except Exception as exc:
+        # the first line only: SQLAlchemy appends its "(Background on this error at: …)" on another
+        first = next(iter(str(exc).strip().splitlines()), "")
         raise RegistryError(
             redact_url(
-                f"cannot use the MLflow registry at {tracking_uri(root)} ({type(exc).__name__}: {exc})"
+                f"cannot use the MLflow registry at {tracking_uri(root)} ({type(exc).__name__}: {first})"
             )
         ) from exc
 
