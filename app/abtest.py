@@ -19,11 +19,6 @@ from churn.settings import MlflowSettings
 log = logging.getLogger(__name__)
 
 PIPELINE_MODELS = {name: f"{name} ({LAYOUT.model(name).as_posix()})" for name in ("champion", "challenger")}
-WORDS = {
-    abtest.PROMOTE: "✓ **Promote model B**",
-    abtest.KEEP: "✗ **Keep model A**",
-    abtest.INCONCLUSIVE: "**Inconclusive** — keep model A",
-}
 
 
 def pipeline_choices() -> list[tuple[str, str]]:
@@ -70,15 +65,14 @@ def compare(state: AppState, model_a: str, model_b: str) -> dict[str, Any]:
     """The `ab-test` stage's comparison (churn.abtest.compare) for two chosen models on the test split."""
     setup = abtest.setup(state.params())
     X, y = data.xy(state.test_set())
-    failed = _failed_gates(state, model_b)
     return abtest.compare_models(
         setup,
         state.model_for(model_a).pipeline,
         state.model_for(model_b).pipeline,
         X,
         y,
-        failed_gates=failed or [],
-    ) | {"gates_known": failed is not None}
+        failed_gates=_failed_gates(state, model_b),  # None: B's gates unknown (see abtest.gates_verdict)
+    )
 
 
 def _failed_gates(state: AppState, ref: str) -> list[str] | None:
@@ -152,8 +146,12 @@ def metrics_figure(result: dict[str, Any], label_a: str, label_b: str):
 
 def recommendation_markdown(result: dict[str, Any], label_a: str, label_b: str) -> str:
     m = result["mcnemar"]
+    approved, failed = abtest.gates_verdict(result)
+    rec = result["recommendation"]
     lines = [
-        f"### {WORDS[result['recommendation']]}",
+        f"### {validation.decision_phrase(approved, rec, 'model B', 'model A')}",
+        f"**{validation.verdict_line(approved, rec, len(failed), 'model B', 'model A')}**",
+        "",
         f"A = {label_a} · B = {label_b} · {result['n']:,} test customers, threshold {result['threshold']:g}",
         "",
         *[f"- {reason}" for reason in result["reasons"]],
@@ -161,7 +159,9 @@ def recommendation_markdown(result: dict[str, Any], label_a: str, label_b: str) 
         f"McNemar's test: statistic {m['statistic']:.3f}, p = {m['p_value']:.4g} ({m['method']}); "
         f"significance level {result['alpha']:g}.",
     ]
-    if not result["gates_known"]:
+    if failed:
+        lines.append("\nFailed gates: " + ", ".join(f"`{g}`" for g in failed))
+    if approved is None:
         lines.append(
             "\nModel B's validation gates are only known for the pipeline's challenger: this recommendation "
             "weighs the test-set comparison alone."

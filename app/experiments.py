@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,38 @@ def comparison_figure(raw: pd.DataFrame, metric: str | None):
             "model": raw.get("tags.model_name", pd.Series("", index=raw.index)).fillna(""),
         }
     ).dropna(subset=[metric])
-    fig = px.bar(frame, x="run", y=metric, color="model", title=f"{metric} across runs")
-    fig.update_layout(xaxis_title="run (name · id)", margin={"t": 50, "b": 40})
+    low, high = zoomed_range(frame[metric])
+    fig = px.bar(
+        frame,
+        x="run",
+        y=metric,
+        color="model",
+        text=metric,
+        title=f"{metric} across runs<br><sup>value axis zoomed to {low:.4g} – {high:.4g} (not from 0): "
+        "compare the printed values</sup>",
+    )
+    fig.update_traces(texttemplate="%{y:.4f}", textposition="outside", cliponaxis=False)
+    fig.update_layout(xaxis_title="run (name · id)", yaxis={"range": [low, high]}, margin={"t": 70, "b": 40})
     return fig
+
+
+def zoomed_range(values: pd.Series, margin: float = 0.25) -> tuple[float, float]:
+    """A value axis around the data: its span plus `margin` of it on each side (at least 0.005, or
+    5% of the value when all are equal), kept within [0, 1] for values that lie there."""
+    lo, hi = float(values.min()), float(values.max())
+    pad = max((hi - lo) * margin, 0.005 if hi - lo else max(abs(hi) * 0.05, 0.005))
+    low, high = lo - pad, hi + pad * 2  # room above for the printed values
+    if lo >= 0 and hi <= 1:
+        low, high = max(low, 0.0), min(high, 1.0)
+    return low, high
+
+
+def varying_param(raw: pd.DataFrame, params: list[str]) -> str | None:
+    """The hyperparameter that takes most distinct values across the runs (ties: most runs with a
+    value, then by name); None when none varies."""
+    spread = {p: raw[f"params.{p}"].dropna().astype(str) for p in params if f"params.{p}" in raw}
+    varying = [p for p, values in spread.items() if values.nunique() > 1]
+    return min(varying, key=lambda p: (-spread[p].nunique(), -len(spread[p]), p), default=None)
 
 
 def impact_figure(raw: pd.DataFrame, param: str | None, metric: str | None):
@@ -131,9 +161,13 @@ def impact_figure(raw: pd.DataFrame, param: str | None, metric: str | None):
             "run": _label(raw),
         }
     ).dropna(subset=[param, metric])
-    fig = px.scatter(
-        frame, x=param, y=metric, color="estimator", hover_name="run", title=f"{param} vs {metric}"
+    same = frame[param].astype(str).nunique() <= 1
+    title = f"{param} vs {metric}" + (
+        f"<br><sup>{param} has the same value in every run shown: pick a hyperparameter that varies</sup>"
+        if same
+        else ""
     )
+    fig = px.scatter(frame, x=param, y=metric, color="estimator", hover_name="run", title=title)
     fig.update_traces(marker={"size": 12})
     fig.update_layout(margin={"t": 50, "b": 40})
     return fig
@@ -145,7 +179,18 @@ def dvc_experiments(root: Path) -> tuple[pd.DataFrame, str]:
         return pd.DataFrame(), "No DVC experiments: the project folder is not a DVC repository."
     try:
         proc = subprocess.run(
-            ["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True, timeout=DVC_TIMEOUT
+            [
+                sys.executable,
+                "-m",
+                "dvc",
+                "exp",
+                "show",
+                "--json",
+            ],  # this interpreter's dvc: PATH may lack it
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=DVC_TIMEOUT,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return pd.DataFrame(), scrub(f"`dvc exp show` could not run ({exc}).", root)
@@ -201,7 +246,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
                 impact_metric = gr.Dropdown(label="Metric", allow_custom_value=True)
             impact_plot = gr.Plot(label="Hyperparameter impact", elem_id="impact-plot")
     with gr.Accordion("DVC experiments (dvc exp show)", open=False):
-        dvc_note = gr.Markdown()
+        dvc_note = gr.Markdown(elem_id="dvc-note")
         dvc_table = gr.Dataframe(interactive=False)
     panel = RegistryPanel(state, tab, access)
 
@@ -219,7 +264,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
         raw = runs_or_error()
         metrics, params = metric_names(raw), param_names(raw)
         chosen = DEFAULT_METRIC if DEFAULT_METRIC in metrics else (metrics[0] if metrics else None)
-        first_param = params[0] if params else None
+        first_param = varying_param(raw, params) or (params[0] if params else None)
         dvc_rows, dvc_text = dvc_experiments(state.root)
         text = (
             f"{len(raw)} run(s) in MLflow at `{store_text()}`."

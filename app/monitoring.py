@@ -31,6 +31,11 @@ WINDOWS: dict[str, Callable[[Monitor], Window]] = {
 }
 DEFAULT_WINDOW = "Last 7 days"
 UNITS = ("hour", "day")
+#: One time bucket in milliseconds (plotly's date unit), and how its ticks read.
+BUCKET_MS = {"hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000, "month": 30 * 86_400_000}
+TICKS = {"hour": "%b %d %H:00", "day": "%b %d", "week": "%b %d", "month": "%b %Y"}
+#: Up to this many time buckets, the time axis is padded and ticked per bucket (plotly's own range breaks).
+FEW_BUCKETS = 3
 RISK_COLORS = {"Low": "#2ca02c", "Medium": "#ff7f0e", "High": "#d62728"}
 ALERT_COLUMNS = ["when", "kind", "feature", "message"]
 CHANGING = "Storing alerts and posting them to the webhook"
@@ -76,18 +81,34 @@ def report(state: AppState, window_name: str, unit: str) -> dict[str, Any]:
     out["summary"] = timeseries.probability_summary(store, unit, selection)
     out["drift"], active = mon.evaluate(window)  # the alerts `churn monitor check` would fire
     metrics.of(state).monitored(out["drift"], len(active))
-    out["performance"] = mon.performance(window, unit)
+    out["performance"] = mon.performance(window, unit) | {
+        "min_estimated": mon.settings.performance.min_estimated
+    }
     out["alerts"] = alerts_table(active, store.read_alerts(limit=50))
     out["n_active"] = len(active)
     return out
 
 
-def _bar(frame: pd.DataFrame, title: str):
+def time_axis(fig, stamps: Any, unit: str):
+    """Bars one bucket wide, markers on every line, and with few buckets (1–3) an axis padded by one
+    bucket each side and ticked per bucket — instead of plotly's milliseconds around a lone point."""
+    times = pd.to_datetime(pd.Series(list(stamps))).dropna().drop_duplicates()
+    width = BUCKET_MS.get(unit, BUCKET_MS["day"])
+    fig.update_traces(width=0.8 * width, selector={"type": "bar"})
+    fig.update_traces(mode="lines+markers", marker={"size": 9}, selector={"type": "scatter"})
+    fig.update_xaxes(type="date", tickformat=TICKS.get(unit, "%b %d"))
+    if 0 < len(times) <= FEW_BUCKETS:
+        pad = pd.Timedelta(milliseconds=width)
+        fig.update_xaxes(range=[times.min() - pad, times.max() + pad], dtick=width)
+    return fig
+
+
+def _bar(frame: pd.DataFrame, title: str, unit: str):
     import plotly.express as px
 
     fig = px.bar(frame, x="bucket", y="n", title=title, labels={"bucket": "UTC", "n": "predictions"})
     fig.update_layout(margin={"t": 50, "b": 40})
-    return fig
+    return time_axis(fig, frame["bucket"], unit)
 
 
 def risk_figure(wide: pd.DataFrame, unit: str):
@@ -99,7 +120,7 @@ def risk_figure(wide: pd.DataFrame, unit: str):
     fig.update_layout(
         barmode="stack", title=f"Risk levels per {unit}", yaxis_title="predictions", margin={"t": 50}
     )
-    return fig
+    return time_axis(fig, wide["bucket"], unit)
 
 
 def distribution_figure(dist: pd.DataFrame, summary: pd.DataFrame, unit: str):
@@ -124,19 +145,28 @@ def distribution_figure(dist: pd.DataFrame, summary: pd.DataFrame, unit: str):
         legend={"orientation": "h", "y": -0.2},
         margin={"t": 50, "b": 40},
     )
-    return fig
+    return time_axis(fig, summary["bucket"], unit)
+
+
+def estimate_shown(perf: dict[str, Any]) -> bool:
+    """Whether the window has the predictions the label-free estimate needs
+    (`monitoring.performance.min_estimated`)."""
+    return perf["n_predictions"] >= perf["min_estimated"]
 
 
 def performance_figure(perf: dict[str, Any]):
-    """Estimated (label-free) and, once outcomes exist, live accuracy and ROC-AUC over time."""
+    """Estimated (label-free, on large enough windows) and, once outcomes exist, live accuracy and
+    ROC-AUC over time."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     over = perf["over_time"]
+    stamps = []
     for kind, dash in (("live", "solid"), ("estimated", "dot")):
         frame = over[kind]
-        if frame is None or frame.empty:
+        if frame is None or frame.empty or (kind == "estimated" and not estimate_shown(perf)):
             continue
+        stamps += list(frame["start"])
         for metric in ("accuracy", "roc_auc"):
             fig.add_scatter(
                 x=frame["start"],
@@ -155,7 +185,7 @@ def performance_figure(perf: dict[str, Any]):
         yaxis={"range": [0, 1]},
         margin={"t": 50, "b": 40},
     )
-    return fig
+    return time_axis(fig, stamps, over["unit"])
 
 
 def alerts_table(active: list, stored: list) -> pd.DataFrame:
@@ -191,10 +221,16 @@ def summary_markdown(r: dict[str, Any]) -> str:
     lines.append(f"Active alerts: **{r['n_active']}**.")
     perf = r["performance"]
     est = perf["estimated"]
-    lines.append(
-        f"Estimated without outcomes: accuracy {est['accuracy']:.3f}, ROC-AUC {est['roc_auc']:.3f} "
-        f"(held-out: {perf['reference']['accuracy']:.3f}, {perf['reference']['roc_auc']:.3f})."
-    )
+    if estimate_shown(perf):
+        lines.append(
+            f"Estimated without outcomes: accuracy {est['accuracy']:.3f}, ROC-AUC {est['roc_auc']:.3f} "
+            f"(held-out: {perf['reference']['accuracy']:.3f}, {perf['reference']['roc_auc']:.3f})."
+        )
+    else:
+        lines.append(
+            f"Estimated performance appears once the window holds {perf['min_estimated']} predictions "
+            f"(`monitoring.performance.min_estimated`; {perf['n_predictions']} so far): fewer say nothing reliable."
+        )
     if perf["live"]:
         live = perf["live"]
         lines.append(
@@ -214,7 +250,7 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
     /check_alerts (the admin's only: it stores alerts and posts them to the webhook)."""
     with gr.Row():
         window = gr.Dropdown(list(WINDOWS), value=DEFAULT_WINDOW, label="Window", elem_id="monitor-window")
-        unit = gr.Radio(list(UNITS), value="day", label="Time unit")
+        unit = gr.Radio(list(UNITS), value="day", label="Time unit", elem_id="monitor-unit")
         refresh = gr.Button("Refresh", variant="primary", scale=0, elem_id="monitor-refresh")
         check = gr.Button("Run checks and store alerts", scale=0, interactive=access.admin is not None)
     if access.note(CHANGING):
@@ -246,8 +282,8 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
             return summary_markdown(r), None, None, None, None, alerts_table([], []), pd.DataFrame(), None
         return (
             summary_markdown(r),
-            _bar(r["volume_day"], "Predictions per day"),
-            _bar(r["volume_hour"], "Predictions per hour"),
+            _bar(r["volume_day"], "Predictions per day", "day"),
+            _bar(r["volume_hour"], "Predictions per hour", "hour"),
             distribution_figure(r["distribution"], r["summary"], unit),
             risk_figure(r["risk"], unit),
             r["alerts"],
@@ -255,8 +291,13 @@ def build_tab(state: AppState, tab: gr.Tab, access: Access) -> None:
             performance_figure(r["performance"]),
         )
 
-    gr.on(
-        [tab.select, refresh.click], monitoring, inputs=[window, unit], outputs=outputs, api_name="monitoring"
+    gr.on(  # the pickers apply at once; Refresh re-reads the log
+        [tab.select, refresh.click, window.change, unit.change],
+        monitoring,
+        inputs=[window, unit],
+        outputs=outputs,
+        api_name="monitoring",
+        trigger_mode="always_last",
     )
 
     def check_alerts(window: str = DEFAULT_WINDOW, unit: str = "day", request: gr.Request = None):

@@ -41,15 +41,17 @@ def gates_table(gates: dict[str, dict[str, Any]]) -> pd.DataFrame:
 
 def verdict_markdown(report: dict[str, Any]) -> str:
     counts = report.get("counts", {})
-    head = "✓ **APPROVED** for deployment" if report.get("approved") else "✗ **NOT APPROVED** for deployment"
+    approved, rec = report.get("approved"), report.get("recommendation")
+    failed = report.get("failed") or []
     lines = [
-        f"### {head}: the {report.get('model', 'challenger')}",
+        f"### {validation.decision_phrase(approved, rec)}",
+        f"**{validation.verdict_line(approved, rec, len(failed))}**",
         f"{counts.get(validation.PASS, 0)} gates passed, {counts.get(validation.FAIL, 0)} failed, "
-        f"{counts.get(validation.INSUFFICIENT, 0)} with insufficient data · "
-        f"A/B recommendation: **{report.get('recommendation', '—')}**",
+        f"{counts.get(validation.INSUFFICIENT, 0)} with insufficient data (the "
+        f"{report.get('model', 'challenger')}, A/B gates included).",
     ]
-    if report.get("failed"):
-        lines.append("Failed: " + ", ".join(f"`{g}`" for g in report["failed"]))
+    if failed:
+        lines.append("Failed: " + ", ".join(f"`{g}`" for g in failed))
     champion = report.get("champion", {})
     if champion:
         state = "passes every one" if champion.get("passed") else f"fails {len(champion.get('failed', []))}"

@@ -13,13 +13,13 @@ from churn import economics
 from churn.metrics import HEADLINE
 from churn.params import read
 from churn.settings import AbTestSettings, BaseSettings, EconomicsSettings, EvaluateSettings
-from churn.validation import gate, probabilities
+from churn.validation import FAIL, INCONCLUSIVE, KEEP, PROMOTE, gate, probabilities
 
 log = logging.getLogger(__name__)
 
 #: McNemar uses the exact binomial test below this many discordant pairs, chi-square from it on.
 EXACT_BELOW = 25
-PROMOTE, KEEP, INCONCLUSIVE = "promote", "keep_champion", "inconclusive"
+__all__ = ["INCONCLUSIVE", "KEEP", "PROMOTE"]  # the recommendations, named in churn.validation
 
 
 def contingency(y: np.ndarray, pred_champion: np.ndarray, pred_challenger: np.ndarray) -> np.ndarray:
@@ -148,8 +148,13 @@ def paired_bootstrap(
     return out
 
 
-def recommend(result: dict[str, Any], failed_gates: list[str], pol: AbTestSettings) -> tuple[str, list[str]]:
+def recommend(
+    result: dict[str, Any], failed_gates: list[str] | None, pol: AbTestSettings
+) -> tuple[str, list[str]]:
     """`promote`, `keep_champion` or `inconclusive`, with the reasons in words.
+
+    `failed_gates` is None when the challenger's validation gates are unknown (a model the pipeline
+    did not validate): then a `promote` says so instead of claiming the gates passed.
 
     Keep the champion when the challenger fails a gate, or is significantly worse on any of
     accuracy (McNemar at `alpha`), ROC-AUC or EMPC (the CI of challenger − champion entirely below
@@ -189,7 +194,12 @@ def recommend(result: dict[str, Any], failed_gates: list[str], pol: AbTestSettin
     if money and money["low"] > 0:
         wins.append(f"the challenger earns significantly more: {money_text}")
     if wins:
-        return PROMOTE, [*wins, "the challenger passes every gate"]
+        gates = (
+            "the challenger passes every gate"
+            if failed_gates is not None
+            else "the challenger's validation gates were not checked: check them before promoting it"
+        )
+        return PROMOTE, [*wins, gates]
     why = []
     if p >= pol.alpha:
         why.append(f"no significant accuracy difference at alpha {pol.alpha:g}: {acc_text}")
@@ -212,12 +222,13 @@ def compare(
     threshold: float,
     pol: AbTestSettings,
     seed: int,
-    failed_gates: list[str],
+    failed_gates: list[str] | None,
     money: EconomicsSettings | None = None,
     clv: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The whole A/B result: table, McNemar, bootstrap CIs (EMPC too, given `money` and `clv`), A/B
-    gates and the recommendation."""
+    gates and the recommendation. `failed_gates=None`: the challenger's other gates are unknown
+    (`challenger_failed_gates` is then None too)."""
     y = np.asarray(y, dtype=int)
     preds = {
         n: (np.asarray(p) >= threshold).astype(int)
@@ -254,9 +265,20 @@ def compare(
         )
         for m in ("accuracy", "roc_auc")
     }
-    result["challenger_failed_gates"] = list(failed_gates)
+    result["challenger_failed_gates"] = None if failed_gates is None else list(failed_gates)
     result["recommendation"], result["reasons"] = recommend(result, failed_gates, pol)
     return result
+
+
+def gates_verdict(result: dict[str, Any]) -> tuple[bool | None, list[str]]:
+    """(approved, failed gates) of the challenger as far as this comparison knows, named as in
+    metrics/validation.json: its other gates plus this comparison's A/B gates; (None, []) when its
+    other gates are unknown."""
+    known = result.get("challenger_failed_gates")
+    if known is None:
+        return None, []
+    failed = sorted([*known, *(f"ab_test.{k}" for k, g in result["gates"].items() if g["status"] == FAIL)])
+    return not failed, failed
 
 
 @dataclass(frozen=True)
@@ -287,7 +309,7 @@ def compare_models(
     X: Any,
     y: np.ndarray,
     *,
-    failed_gates: list[str],
+    failed_gates: list[str] | None,
 ) -> dict[str, Any]:
     """The `ab-test` stage's comparison of two fitted pipelines on the same customers.
 

@@ -6,7 +6,16 @@ from typing import Any
 
 from churn.markdown import interval, number, table
 from churn.metrics import HEADLINE
-from churn.validation import CANDIDATE, FAIL, INSUFFICIENT, PASS, PRODUCTION
+from churn.validation import (
+    CANDIDATE,
+    FAIL,
+    INSUFFICIENT,
+    PASS,
+    PRODUCTION,
+    ab_phrase,
+    decision_phrase,
+    gates_phrase,
+)
 
 
 def _block(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -29,16 +38,16 @@ def model_card(ctx: dict[str, Any]) -> str:
     v, ab, specs = ctx["validation"], ctx["ab_test"], ctx["specs"]
     names = (PRODUCTION, CANDIDATE)
     boot = ab["bootstrap"]
-    verdict_text = "APPROVED" if v["approved"] else "NOT APPROVED"
     counts = v["counts"]
     data_ = ctx["data"]
     synthetic = "synthetic" in data_["input"]["path"]
     out = [
         f"# Model card: {ctx['registered_model']} — challenger",
         "",
-        f"**Verdict: {verdict_text}** — {counts[PASS]} gates passed, {counts[FAIL]} failed, "
+        f"**Verdict: {decision_phrase(v['approved'], ab['recommendation'])}** — "
+        f"{gates_phrase(v['approved'], counts[FAIL])}: {counts[PASS]} gates passed, {counts[FAIL]} failed, "
         f"{counts[INSUFFICIENT]} with insufficient data. "
-        f"**A/B recommendation: `{ab['recommendation']}`** — {'; '.join(ab['reasons'])}.",
+        f"**{ab_phrase(ab['recommendation'])}** (`{ab['recommendation']}`) — {'; '.join(ab['reasons'])}.",
         "",
         "## Intended use",
         "",
@@ -286,7 +295,9 @@ def _ab_section(ab: dict[str, Any]) -> list[str]:
             if "empc" in d
             else []
         ),
-        f"- Recommendation: **{ab['recommendation']}** — " + "; ".join(ab["reasons"]) + ".",
+        f"- Recommendation: **{ab_phrase(ab['recommendation'])}** (`{ab['recommendation']}`) — "
+        + "; ".join(ab["reasons"])
+        + ".",
         "",
     ]
     return out

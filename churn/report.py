@@ -9,6 +9,7 @@ from typing import Any
 
 from churn.markdown import table
 from churn.metrics import HEADLINE
+from churn.validation import ab_phrase, gates_phrase
 
 #: Evaluate metrics shown in the headline table (besides the five gate metrics); money per customer
 #: (EMPC, maximum profit) and the realised profit of each campaign on the test split (churn.economics).
@@ -221,10 +222,11 @@ def _gates(validation: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 def _verdict(validation: dict[str, Any]) -> str:
     approved = validation.get("approved")
+    failed = [k for k, g in _gates(validation).items() if g.get("status") == "fail"]
     if approved is True:
-        return "approved ✅"
+        return f"{gates_phrase(True)} ✅"
     if approved is False:
-        return "not approved ❌"
+        return f"{gates_phrase(False, len(failed))} ❌"
     return "no verdict recorded"
 
 
@@ -285,7 +287,8 @@ def _ab_section(inputs: ReportInputs) -> list[str]:
     ab = inputs.ab_test
     if ab is None:
         return [*out, "No `metrics/ab_test.json` on this revision: the A/B test has not run.", ""]
-    out += [f"**Recommendation: {fmt(ab.get('recommendation'))}**", ""]
+    rec = ab.get("recommendation")
+    out += [f"**Recommendation: {ab_phrase(rec) if isinstance(rec, str) else '—'}** ({fmt(rec)})", ""]
     out += [f"- {reason}" for reason in ab.get("reasons") or []]
     mcnemar = ab.get("mcnemar") if isinstance(ab.get("mcnemar"), dict) else {}
     test = f"- McNemar's test: p-value {fmt(mcnemar.get('p_value'))}"

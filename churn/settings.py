@@ -330,11 +330,13 @@ class DriftConfig(Section):
 
 
 class PerformanceSettings(Section):
-    """`monitoring.performance`: the monitored threshold, the alert's drop, live-metric minimum, time unit."""
+    """`monitoring.performance`: the monitored threshold, the alert's drop, live-metric and estimate
+    minimums, time unit."""
 
     threshold: OpenProbability = 0.5
     max_drop: Annotated[float, number(ge=0, lt=1)] = 0.05
     min_labelled: Positive = 100
+    min_estimated: Positive = 100
     unit: Annotated[str, choice("hour", "day", "week", "month")] = "week"
 
 

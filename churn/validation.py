@@ -13,6 +13,8 @@ PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient_data"
 RULES = {"<=": "at most", ">=": "at least"}
 CANDIDATE, PRODUCTION = "challenger", "champion"
 MODELS = (PRODUCTION, CANDIDATE)
+#: The A/B test's recommendations (churn.abtest.recommend), as stored in metrics/ab_test.json.
+PROMOTE, KEEP, INCONCLUSIVE = "promote", "keep_champion", "inconclusive"
 
 
 def probabilities(models: dict[str, Any], X: Any) -> dict[str, Any]:
@@ -142,3 +144,54 @@ def failure_lines(validation: dict[str, Any]) -> list[str]:
     if not isinstance(gates, dict) or "approved" not in validation:
         raise ValueError("validation report must have 'approved' and 'gates' (rebuild it with `dvc repro`)")
     return [describe(k, gates[k]) for k in sorted(gates) if gates[k].get("status") == FAIL]
+
+
+# -- one vocabulary for verdicts: the app's A/B and Validation tabs, the model card, the PR report ----
+
+
+def gates_phrase(approved: bool | None, n_failed: int = 0) -> str:
+    """The gates' verdict in words; `approved=None` when a model's gates are unknown (never "passed")."""
+    if approved is None:
+        return "Gates not checked"
+    if approved:
+        return "Approved by the gates"
+    return f"Not approved: fails {n_failed} gate{'s' if n_failed != 1 else ''}"
+
+
+def ab_phrase(recommendation: str | None, new: str = "the challenger", old: str = "the champion") -> str:
+    """The A/B recommendation in words, e.g. "A/B: no significant difference — keep the champion"."""
+    words = {
+        PROMOTE: f"significantly better — promote {new}",
+        KEEP: f"keep {old} ({new} is worse or fails a gate)",
+        INCONCLUSIVE: f"no significant difference — keep {old}",
+    }
+    return f"A/B: {words.get(recommendation or '', f'no recommendation — keep {old}')}"
+
+
+def ready_to_promote(approved: bool | None, recommendation: str | None) -> bool:
+    """Promote only when every gate passed and the A/B test recommends it (what `churn promote` demands)."""
+    return approved is True and recommendation == PROMOTE
+
+
+def decision_phrase(
+    approved: bool | None, recommendation: str | None, new: str = "the challenger", old: str = "the champion"
+) -> str:
+    """What to do, from both verdicts: "✓ Promote the challenger", "✗ Keep the champion", or, when the
+    A/B test favours a model whose gates are unknown, "? Check the gates of … before promoting it"."""
+    if ready_to_promote(approved, recommendation):
+        return f"✓ Promote {new}"
+    if approved is None and recommendation == PROMOTE:
+        return f"? Check the gates of {new} before promoting it"
+    return f"✗ Keep {old}"
+
+
+def verdict_line(
+    approved: bool | None,
+    recommendation: str | None,
+    n_failed: int = 0,
+    new: str = "the challenger",
+    old: str = "the champion",
+) -> str:
+    """Both verdicts on one line, e.g. "Approved by the gates · A/B: no significant difference — keep
+    the champion"."""
+    return f"{gates_phrase(approved, n_failed)} · {ab_phrase(recommendation, new, old)}"

@@ -194,6 +194,28 @@ def test_recommendation_policy(result, failed, expected, phrase):
     assert any(phrase in r for r in reasons), reasons
 
 
+def test_unknown_gates_are_never_called_passed():
+    win = _result(0.001, 0.03, (0.02, 0.01, 0.03))
+    decision, reasons = abtest.recommend(win, None, POLICY)
+    assert decision == "promote" and "the challenger passes every gate" not in reasons
+    assert any("gates were not checked" in r for r in reasons), reasons
+    assert "the challenger passes every gate" in abtest.recommend(win, [], POLICY)[1]
+
+
+@pytest.mark.parametrize(
+    ("failed", "ab_gate", "expected"),
+    [
+        (None, "pass", (None, [])),
+        ([], "pass", (True, [])),
+        ([], "fail", (False, ["ab_test.roc_auc_not_worse"])),
+        (["fairness.gender.accuracy_gap"], "pass", (False, ["fairness.gender.accuracy_gap"])),
+    ],
+)
+def test_gates_verdict_names_gates_as_the_validation_report_does(failed, ab_gate, expected):
+    result = {"challenger_failed_gates": failed, "gates": {"roc_auc_not_worse": {"status": ab_gate}}}
+    assert abtest.gates_verdict(result) == expected
+
+
 def test_compare_identical_models_is_inconclusive():
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 300)

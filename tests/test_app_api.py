@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError, ValidationError
 
 from app import batch, serve
 from app.predict import DEFAULT, HIGH_RISK, LOW_RISK
-from churn import schema, serving
+from churn import schema, serving, validation
 from churn.monitoring.store import PredictionStore
 
 EXPECTED_ENDPOINTS = {
@@ -268,7 +268,11 @@ def test_monitoring_shows_volume_drift_alerts_and_live_performance(client, admin
 def test_validation_tab_shows_the_verdict_and_every_gate(client, project):
     verdict, gates, card = client.predict(api_name="/validation")
     report = json.loads((project / "metrics/validation.json").read_text())
-    assert ("NOT APPROVED" in verdict) == (not report["approved"])
+    line = validation.verdict_line(report["approved"], report["recommendation"], len(report["failed"]))
+    assert line in verdict  # the vocabulary the A/B tab and the model card use
+    assert ("Promote the challenger" in verdict) == validation.ready_to_promote(
+        report["approved"], report["recommendation"]
+    )
     assert {row[0] for row in gates["data"]} == set(report["gates"])
     failed = [row[0] for row in gates["data"] if row[1].endswith("fail")]
     assert sorted(failed) == sorted(report["failed"])
@@ -284,8 +288,7 @@ def test_ab_test_equals_the_ab_test_stage(client, project):
         ["A wrong", c["champion_wrong"]["challenger_correct"], c["champion_wrong"]["challenger_wrong"]],
     ]
     assert f"p = {stage['mcnemar']['p_value']:.4g}" in recommendation
-    words = {"promote": "Promote model B", "keep_champion": "Keep model A", "inconclusive": "Inconclusive"}
-    assert words[stage["recommendation"]] in recommendation
+    assert validation.ab_phrase(stage["recommendation"], "model B", "model A") in recommendation
     roc = next(row for row in scores["data"] if row[0] == "roc_auc")
     assert roc[3].startswith(f"{stage['bootstrap']['difference']['roc_auc']['estimate']:.4f}")
     empc = next(row for row in scores["data"] if row[0] == "empc")  # profit per customer, same resamples
@@ -299,6 +302,9 @@ def test_ab_test_with_a_registered_version_and_bad_choices(client):
     assert refs[:2] == ["champion", "challenger"] and "models:/churn-model/1" in refs
     recommendation = client.predict("models:/churn-model/1", "challenger", api_name="/ab_test")[0]
     assert "A = churn-model v1" in recommendation
+    unknown = client.predict("challenger", "models:/churn-model/1", api_name="/ab_test")[0]
+    assert "Gates not checked · A/B:" in unknown  # never "passes every gate" for a model nobody validated
+    assert "passes every gate" not in unknown and "✓" not in unknown
     with pytest.raises(ValidationError, match="model_b: Pick a model B different from model A"):
         client.predict("champion", "champion", api_name="/ab_test")
     with pytest.raises(ValidationError, match="is not a known model"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from churn import model_card
+from churn import model_card, validation
 from churn.io import load_json
 from churn.validation import MODELS
 
@@ -42,8 +42,9 @@ def test_card_rebuilds_the_committed_card_byte_for_byte(ctx):
 def test_verdict_counts_and_every_gate_are_on_the_card(ctx):
     card = model_card.model_card(ctx)
     counts = ctx["validation"]["counts"]
-    verdict = "APPROVED" if ctx["validation"]["approved"] else "NOT APPROVED"
-    assert f"**Verdict: {verdict}** — {counts['pass']} gates passed, {counts['fail']} failed" in card
+    gates = validation.gates_phrase(ctx["validation"]["approved"], counts["fail"])
+    assert f"{gates}: {counts['pass']} gates passed, {counts['fail']} failed" in card
+    assert f"**{validation.ab_phrase(ctx['ab_test']['recommendation'])}**" in card
     for gate in ctx["validation"]["gates"]:
         assert f"| {gate} |" in card
 
@@ -53,7 +54,7 @@ def test_a_failed_verdict_and_real_data_change_the_wording(ctx):
     failed["validation"]["approved"] = False
     failed["data"]["input"]["path"] = "data/raw/telco-customer-churn.csv"
     card = model_card.model_card(failed)
-    assert "**Verdict: NOT APPROVED**" in card
+    assert "**Verdict: ✗ Keep the champion** — Not approved: fails 0 gates" in card  # same words as the app
     assert "Trained and tested on synthetic customers" not in card
     assert "synthetic customers generated from a seed" not in card
     synthetic = model_card.model_card(ctx)

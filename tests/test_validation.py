@@ -98,3 +98,43 @@ def test_require_names_file_and_missing_key():
     assert validation.require({"a": {"b": 1}}, ["a.b"], "x.json") == {"a": {"b": 1}}
     with pytest.raises(DataError, match=r"metrics/fairness.json: key 'challenger.gates' is missing"):
         validation.require_results({"champion": {"gates": {}}}, "metrics/fairness.json")
+
+
+@pytest.mark.parametrize(
+    ("approved", "recommendation", "n_failed", "decision", "line"),
+    [
+        (True, "promote", 0, "✓ Promote the challenger", "Approved by the gates · A/B: significantly better"),
+        (
+            True,
+            "inconclusive",
+            0,
+            "✗ Keep the champion",
+            "Approved by the gates · A/B: no significant difference — keep the champion",
+        ),
+        (
+            False,
+            "promote",
+            1,
+            "✗ Keep the champion",
+            "Not approved: fails 1 gate · A/B: significantly better",
+        ),
+        (
+            False,
+            "keep_champion",
+            2,
+            "✗ Keep the champion",
+            "Not approved: fails 2 gates · A/B: keep the champion",
+        ),
+        (
+            None,
+            "promote",
+            0,
+            "? Check the gates of the challenger",
+            "Gates not checked · A/B: significantly better",
+        ),
+    ],
+)
+def test_one_vocabulary_never_contradicts_itself(approved, recommendation, n_failed, decision, line):
+    assert validation.decision_phrase(approved, recommendation).startswith(decision)
+    assert validation.verdict_line(approved, recommendation, n_failed).startswith(line)
+    assert validation.ready_to_promote(approved, recommendation) == decision.startswith("✓")

@@ -233,14 +233,17 @@ def test_metric_and_param_numbers_equal_the_real_differences(pr_repo, tmp_path, 
 def test_gates_and_ab_verdict(pr_repo, tmp_path, monkeypatch):
     text = run_report(pr_repo, tmp_path / "report.md", monkeypatch, "--base", "main", "--no-plots")
 
-    assert "**Verdict for challenger: not approved ❌** (on `main`: approved ✅)" in text
+    assert (
+        "**Verdict for challenger: Not approved: fails 1 gate ❌** (on `main`: Approved by the gates ✅)"
+        in text
+    )
     assert "- ❌ `fairness.gender.accuracy_gap`: 0.1300, ≤ 0.1000" in text
     gates = {r[0].strip("`"): r for r in table_rows(text, "Gate")}
     assert gates["fairness.gender.accuracy_gap"][3:] == ["❌ fail", "❌ fail", "✅ pass"]
     assert gates["performance.accuracy"][1:4] == ["0.7921", "≥ 0.7000", "✅ pass"]
     assert gates["fairness.Dependents.accuracy_gap"][3] == "⚠️ insufficient data"
     assert "1 pass, 1 fail, 1 insufficient data of 3 gates." in text
-    assert "**Recommendation: `promote`**" in text
+    assert "**Recommendation: A/B: significantly better — promote the challenger** (`promote`)" in text
     assert (
         "p-value 0.0123 at significance level 0.05, on 1409 test customers — chi-square with continuity correction"
         in text
