@@ -1,6 +1,6 @@
-"""Files the app hands out (scored CSVs, run exports): never left behind in the temp folder.
+"""Files the app hands out (scored CSVs, run exports, email drafts): never left behind in the temp folder.
 
-Each is written in a private per-request folder (`churn-batch-*`, `churn-runs-*`), moved into the
+Each is written in a private per-request folder (`churn-batch-*`, `churn-runs-*`, `churn-email-*`), moved into the
 component's Gradio cache — which the Blocks' `delete_cache` (see `app.CACHE_LIFETIME`) empties on
 a schedule, like the uploads — and the folder is removed when the request ends, however it ends.
 Folders a killed app left behind are swept by the next request once they are `STALE_S` old, and
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 BATCH_PREFIX = "churn-batch-"
 RUNS_PREFIX = "churn-runs-"
-PREFIXES = (BATCH_PREFIX, RUNS_PREFIX)
+EMAIL_PREFIX = "churn-email-"
+PREFIXES = (BATCH_PREFIX, RUNS_PREFIX, EMAIL_PREFIX)
 #: A request folder older than this was left by an app that died mid-request.
 STALE_S = 600
 

@@ -186,7 +186,10 @@ class AppMetrics:
             self.predictions.labels(level).inc(n)
 
     def emailed(self, email: Any) -> None:
-        """A retention email written: by Groq, or by the template (a fallback, with its reason)."""
+        """A retention email written: by Groq, or by the template (a fallback, with its reason); an
+        internal note (a customer not worth contacting) is no email and is not counted."""
+        if email.is_note:
+            return
         if email.source == "groq":
             self.emails.labels("groq").inc()
             return

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from app import metrics
+from app import files, metrics
 from app.state import AppState
 from churn import schema
 
@@ -144,6 +144,8 @@ def actions_table(actions) -> pd.DataFrame:
 
 def email_note(email) -> str:
     """Who wrote the email: the LLM model id, or the template and why (reason and reason code)."""
+    if email.is_note:
+        return f"✉ No email: this customer is {email.reason}; an internal note instead."
     if email.source == "groq":
         return f"✉ Written by the LLM **{email.model}** (Groq). Review before sending."
     return f"✉ Written from the **template**, not an LLM: {email.reason} (`{email.reason_code}`)."
@@ -151,6 +153,21 @@ def email_note(email) -> str:
 
 def writing_note(budget_seconds: float) -> str:
     return f"✉ Writing the retention email (at most {budget_seconds:g} s; the template if the LLM fails)…"
+
+
+def decision_markdown(assessment) -> str:
+    """The decision line (`Assessment.decision_line`), bold."""
+    return f"**{assessment.decision_line()}**"
+
+
+def eml_file(email, component: Any, prediction_id: int | None) -> str | None:
+    """The email as an .eml draft in the component's cache (its path), or None for an internal note."""
+    if email.is_note:
+        return None
+    with files.request_folder(files.EMAIL_PREFIX) as folder:
+        path = folder / f"retention-email{'' if prediction_id is None else f'-{prediction_id}'}.eml"
+        path.write_bytes(email.eml())
+        return files.publish(component, path)
 
 
 def explanation_markdown(assessment) -> str:
@@ -176,6 +193,7 @@ def build_tab(state: AppState) -> None:
             with gr.Row():
                 probability = gr.Number(label="Churn probability", elem_id="probability")
                 risk = gr.Textbox(label="Risk level", elem_id="risk-level")
+            decision = gr.Markdown(elem_id="decision")
             explanation = gr.Markdown(elem_id="explanation")
             chart = gr.Plot(
                 label="What drives this prediction (SHAP, percentage points)", elem_id="shap-chart"
@@ -190,11 +208,13 @@ def build_tab(state: AppState) -> None:
             )
             email = gr.Textbox(label="Retention email", lines=14, buttons=["copy"], elem_id="email")
             note = gr.Markdown(elem_id="email-source")
+            eml = gr.DownloadButton("Download email (.eml)", value=None, elem_id="email-eml")
 
     ordered = [fields[name] for name in schema.FEATURES]
 
     def predict(**customer: Any):
-        """Churn probability (first), risk level, SHAP chart, explanation, actions, email and who wrote it.
+        """Churn probability (first), risk level, SHAP chart, explanation, actions, email and who wrote
+        it, the decision line, and the email as an .eml file (None for an internal note).
 
         Streams: the prediction is shown (and logged) at once with the email box saying "writing…",
         then the email follows; an API client gets the final values.
@@ -213,15 +233,17 @@ def build_tab(state: AppState) -> None:
             prepared.explanation.figure(),
             actions_table(prepared.actions),
         )
-        yield (*shown, WRITING, writing_note(predictor.retention.email_budget_seconds))
+        decided = decision_markdown(prepared)
+        yield (*shown, WRITING, writing_note(predictor.retention.email_budget_seconds), decided, None)
         email = predictor.complete(prepared).email
         ops.emailed(email)
-        yield (*shown, email.full_text, email_note(email))
+        draft = eml_file(email, eml, prepared.prediction_id)
+        yield (*shown, email.full_text, email_note(email), decided, draft)
 
     predict_btn.click(
         predict,
         inputs_kwargs=fields,
-        outputs=[probability, risk, explanation, chart, actions, email, note],
+        outputs=[probability, risk, explanation, chart, actions, email, note, decision, eml],
         validator=check,
         preprocess=False,
         api_name="predict",

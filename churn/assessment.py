@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from churn import emails, explain, retention
+from churn.economics import money
 
 #: Columns a scored customer gains.
 PROBABILITY = "churn_probability"
@@ -14,9 +15,10 @@ RISK = "risk_level"
 
 @dataclass(frozen=True)
 class Assessment:
-    """One customer, served: prediction, explanation, retention actions, log id, and the email.
+    """One customer, served: prediction, explanation, retention actions, the decision, log id, and the email.
 
-    `email` is None until `Predictor.complete` has written it. `latency_ms` is the model's part
+    `decision` (`churn.retention.Decision`: contact or not, the best action, its expected profit)
+    is None when the project's params have no `economics` section. `email` is None until `Predictor.complete` has written it. `latency_ms` is the model's part
     (validation, prediction, explanation, actions; what the log records); `email_ms` the time the
     email took (an LLM call, or the template).
     """
@@ -32,6 +34,7 @@ class Assessment:
     email_ms: float = 0.0
     model_name: str = ""
     model_version: str = ""
+    decision: retention.Decision | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,4 +48,15 @@ class Assessment:
             "explanation": self.explanation.to_dict(),
             "actions": [a.to_dict() for a in self.actions],
             "email": None if self.email is None else self.email.to_dict(),
+            "decision": None if self.decision is None else self.decision.to_dict(),
         }
+
+    def decision_line(self) -> str:
+        """The decision in one line: 'Contact: yes — expected gain $X with <best action>' or
+        'No offer: expected loss $Y' (money from `churn.economics.money`)."""
+        d = self.decision
+        if d is None:
+            return "No decision: params.yaml has no economics section (customer value and offer costs)"
+        if d.contact and d.action is not None:
+            return f"Contact: yes — expected gain {money(d.expected_profit)} with “{d.action.description}”"
+        return f"No offer: expected loss {money(-d.expected_profit)}"

@@ -23,6 +23,13 @@ customer who would have stayed accepts the offer too (cost d, the paper's assump
   higher than both when churners pay more than average.
 - The decision rule ranks by expected profit, not by probability alone, so with per-customer CLV
   it may earn more than MP (the best campaign of the probability ranking).
+- a **retention action** a (churn.retention: a what-if the model re-scored, moving p_i to p_a, and
+  the customer's value to CLV_a, e.g. after a discount) is the offer; the paper's offer keeps an
+  accepting churner for sure, a what-if only removes the share (p_i − p_a) / p_i of their risk. So
+  the expected profit of contacting with action a is
+  `γ̄ · (p_i − p_a) · CLV_a − (γ̄ · p_i + 1 − p_i) · d − f` (`action_profit`): the formula above
+  when p_a = 0 and CLV_a = CLV_i, and never more than it (actions only lower p and CLV), so a
+  customer the decision rule skips is never worth an action.
 
 Profits are relative to contacting nobody, in the currency of `MonthlyCharges` (or `clv`).
 """
@@ -46,6 +53,12 @@ log = logging.getLogger(__name__)
 CAMPAIGNS = ("decision_rule", "contact_all", "threshold")
 
 
+def money(amount: float) -> str:
+    """An amount as the faces show it: whole units, thousands separators (`$1,234`, `-$56`)."""
+    sign = "-" if round(amount) < 0 else ""
+    return f"{sign}${abs(amount):,.0f}"
+
+
 def customer_value(settings: EconomicsSettings, X: pd.DataFrame) -> np.ndarray:
     """CLV_i of each customer: `clv_months` × `MonthlyCharges`, or the fixed `clv`."""
     if settings.clv is not None:
@@ -58,6 +71,22 @@ def expected_profit(proba: np.ndarray, clv: np.ndarray, settings: EconomicsSetti
     p = np.asarray(proba, dtype=float)
     d, f = settings.offer_cost, settings.contact_cost
     return p * settings.acceptance_rate * (np.asarray(clv, dtype=float) - d) - (1 - p) * d - f
+
+
+def action_profit(
+    proba: np.ndarray, proba_after: np.ndarray, clv_after: np.ndarray, settings: EconomicsSettings
+) -> np.ndarray:
+    """`γ̄ · (p − p_a) · CLV_a − (γ̄ · p + 1 − p) · d − f`: contacting with a retention action that
+    moves the churn probability p to p_a and the customer's value to CLV_a (see the module docstring).
+
+    A contacted would-be churner accepts with probability γ̄ and a customer who would have stayed
+    accepts too (each paying d = `offer_cost`, the one offer cost of params: actions have no cost of
+    their own); an accepting churner stays with probability (p − p_a) / p, worth CLV_a.
+    """
+    p = np.asarray(proba, dtype=float)
+    kept = p - np.asarray(proba_after, dtype=float)
+    d, f, g = settings.offer_cost, settings.contact_cost, settings.acceptance_rate
+    return g * kept * np.asarray(clv_after, dtype=float) - (g * p + 1 - p) * d - f
 
 
 def contact(proba: np.ndarray, clv: np.ndarray, settings: EconomicsSettings) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The retention email: the facts it may use, the prompt, Groq (with fallback models) and the template."""
+"""The retention email: the facts it may use, the prompt, Groq (with fallback models), the template,
+the internal note for customers not worth contacting, and the `.eml` export."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default as _EMAIL_POLICY
 from typing import Any
 
 from churn import schema
-from churn.retention import Action
+from churn.economics import money
+from churn.retention import Action, Decision
 from churn.settings import DEMOGRAPHICS, RetentionSettings
 
 log = logging.getLogger(__name__)
@@ -27,12 +31,35 @@ _MIN_ATTEMPT_SECONDS = 0.2
 _RETRY_WAIT, _MAX_RETRY_WAIT = 0.5, 2.0
 #: How long past its budget an email may take before the caller stops waiting for the LLM.
 BUDGET_SLACK_SECONDS = 0.5
-DEFAULT_SUBJECT = "A better plan for you"
+NOTE_SUBJECT = "Internal note: no retention offer"
+#: Subjects by risk level: with the one offer (`{offer}`), and without one. Unknown levels read as Medium.
+SUBJECTS = {
+    "High": ("An offer set aside for you: {offer}", "Can we make your service better?"),
+    "Medium": ("A better fit for your plan: {offer}", "How is your plan working for you?"),
+    "Low": ("A thank-you from us: {offer}", "Thank you for being with us"),
+}
+#: What the subject and the opening must convey at each risk level (the template's and the LLM's rule).
+TONES = {
+    "High": "a personal offer set aside for this customer, warm and direct",
+    "Medium": "a suggestion that makes the plan fit the customer better",
+    "Low": "a thank-you for the customer's loyalty",
+}
+_LEADS = {
+    "High": "We want to make sure your plan works for you, so we have set aside an offer just for you:",
+    "Medium": "We looked at your plan and think this would make it fit you better:",
+    "Low": "As a thank-you for your loyalty, we would like to offer you:",
+}
+_NO_OFFER = {
+    "High": "If anything about your service is not working for you, reply to this email and we will make it right.",
+    "Medium": "If anything about your plan could be better, reply to this email and we will help.",
+    "Low": "If there is ever anything we can do for you, just reply to this email.",
+}
 
 
 @dataclass(frozen=True)
 class Email:
-    """A retention email and who wrote it: `source` 'groq' (with `model`) or 'template' (with `reason`)."""
+    """A retention email and who wrote it: `source` 'groq' (with `model`) or 'template' (with `reason`),
+    or 'note': an internal note instead of an email (the customer is not worth contacting; `reason`)."""
 
     subject: str
     text: str
@@ -43,13 +70,35 @@ class Email:
     tried: tuple[str, ...] = field(default=())
 
     @property
+    def is_note(self) -> bool:
+        return self.source == "note"
+
+    @property
     def full_text(self) -> str:
-        return f"Subject: {self.subject}\n\n{self.text}"
+        """What a face shows and copies: the subject line and the body (a note: its text alone)."""
+        return self.text if self.is_note else f"Subject: {self.subject}\n\n{self.text}"
 
     @property
     def label(self) -> str:
-        """What the prediction log records: 'groq:<model>' or 'template:<reason code>'."""
-        return f"groq:{self.model}" if self.source == "groq" else f"template:{self.reason_code}"
+        """What the prediction log records: 'groq:<model>', 'template:<reason code>' or 'note:<reason code>'."""
+        return f"groq:{self.model}" if self.source == "groq" else f"{self.source}:{self.reason_code}"
+
+    def eml(self) -> bytes:
+        """The email as an RFC 5322 message (`.eml`, standard library `email`, UTF-8 plain text).
+
+        A draft to open in a mail client, review and send: Subject and body, `X-Unsent: 1` (opened
+        as unsent by Outlook and Thunderbird) and `X-Churn-Email-Source` (`label`). No To, From or
+        Date: no address is invented; the client adds them when the message is sent. A note is not
+        an email: ValueError.
+        """
+        if self.is_note:
+            raise ValueError(f"no email to export: {self.reason}")
+        message = EmailMessage(policy=_EMAIL_POLICY)
+        message["Subject"] = self.subject
+        message["X-Unsent"] = "1"
+        message["X-Churn-Email-Source"] = self.label
+        message.set_content(self.text)
+        return message.as_bytes()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,13 +114,30 @@ class Email:
 
 @dataclass(frozen=True)
 class EmailFacts:
-    """Everything the email may use — a service profile without identifiers or demographics."""
+    """Everything the email may use — a service profile without identifiers or demographics — and
+    the one offer (`action`), or the expected loss that makes it a note instead (`expected_loss`)."""
 
     profile: dict[str, Any]
     probability: float
     risk_level: str
     drivers: tuple[str, ...]
-    actions: tuple[Action, ...]
+    action: Action | None = None
+    expected_loss: float | None = None
+
+    @property
+    def tenure(self) -> str | None:
+        """'1 month', '5 months'; None for a new customer (tenure 0, or not given)."""
+        try:
+            months = int(float(self.profile.get("tenure")))
+        except (TypeError, ValueError):
+            return None
+        return f"{months:,} month{'s' if months != 1 else ''}" if months > 0 else None
+
+    @property
+    def subject(self) -> str:
+        """The subject that fits the risk level and the offer (`SUBJECTS`)."""
+        with_offer, without = SUBJECTS.get(self.risk_level, SUBJECTS["Medium"])
+        return with_offer.format(offer=self.action.offer) if self.action else without
 
 
 def email_facts(
@@ -80,64 +146,85 @@ def email_facts(
     risk_level: str,
     drivers: Sequence[tuple[str, str]] = (),
     actions: Sequence[Action] = (),
+    decision: Decision | None = None,
 ) -> EmailFacts:
-    """Facts for the email: the 19 features minus demographics (no id ever), and driver sentences.
+    """Facts for the email: the 19 features minus demographics (no id ever), driver sentences, and
+    the one offer: the decision's best action, or without a decision (no `economics` in params) the
+    first of `actions` (the biggest risk reduction). A decision not to contact makes it a note.
 
     `drivers` are (feature, sentence) pairs; those about demographics are left out too.
     """
     profile = {f: customer[f] for f in schema.FEATURES if f not in DEMOGRAPHICS and f in customer}
     kept = tuple(text for feature, text in drivers if feature not in DEMOGRAPHICS)
-    return EmailFacts(profile, float(probability), str(risk_level), kept, tuple(actions))
+    if decision is None:
+        action, loss = (actions[0] if actions else None), None
+    else:
+        action, loss = decision.action, (None if decision.contact else -decision.expected_profit)
+    return EmailFacts(profile, float(probability), str(risk_level), kept, action, loss)
 
 
 def prompt_messages(facts: EmailFacts) -> list[dict[str, str]]:
     """The chat messages sent to the LLM (the only customer data that leaves the process)."""
     profile = "\n".join(f"- {k}: {v}" for k, v in facts.profile.items())
     drivers = "\n".join(f"- {d}" for d in facts.drivers) or "- (none stand out)"
-    offers = (
-        "\n".join(
-            f"- {a.offer} (internal: {a.description}; lowers churn risk by {a.reduction_points:.1f} points)"
-            for a in facts.actions
-        )
-        or "- no specific offer; thank the customer and invite them to get in touch"
-    )
+    a = facts.action
+    if a is None:
+        offer = "no specific offer; thank the customer and invite them to get in touch"
+        subject_rule = "the subject must not promise an offer"
+    else:
+        offer = f"{a.offer} (internal: {a.description}; lowers churn risk by {a.reduction_points:.1f} points)"
+        subject_rule = f"the subject must name the offer ({a.offer})"
+    tone = TONES.get(facts.risk_level, TONES["Medium"])
+    since = f"has been with us for {facts.tenure}" if facts.tenure else "is new: welcome them"
     system = (
         "You write short, warm retention emails for a telecom company's customer care team. "
-        "Address the reader as 'Dear customer'. Offer only the offers listed, in plain words. "
-        "Never mention churn, risk, probabilities, scores or models. No placeholders such as [Name]. "
-        "At most 180 words. Start with one line 'Subject: ...', then a blank line, then the email body, "
-        "signed 'Customer Care'."
+        "Address the reader as 'Dear customer'. Make exactly the one offer given, in plain words, "
+        "and no other. Never mention churn, risk, probabilities, scores or models. No placeholders "
+        "such as [Name]. At most 180 words. Start with one line 'Subject: ...', then a blank line, "
+        "then the email body, signed 'Customer Care'."
     )
     user = (
         f"Customer profile (services and billing):\n{profile}\n\n"
+        f"The customer {since} (write the tenure exactly so).\n"
         f"Our model puts this customer's churn probability at {100 * facts.probability:.0f}% "
         f"({facts.risk_level} risk). What drives it:\n{drivers}\n\n"
-        f"Offers we can make, best first:\n{offers}\n\nWrite the email."
+        f"The one offer to make:\n- {offer}\n\n"
+        f"Subject rule: {subject_rule}, and read as {tone}; for example: '{facts.subject}'.\n\n"
+        "Write the email."
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def template_email(facts: EmailFacts, reason: str, reason_code: str, tried: Sequence[str] = ()) -> Email:
-    """The deterministic email built from the same facts, used when the LLM cannot write one."""
-    tenure = facts.profile.get("tenure")
-    try:
-        months = int(float(tenure))
-    except (TypeError, ValueError):
-        months = 0
-    since = f"for {months} month{'s' if months != 1 else ''}" if months > 0 else "recently"
-    lines = [
-        "Dear customer,",
-        "",
-        f"Thank you for choosing us {since}. We want to make sure your plan still fits what you need.",
-    ]
-    if facts.actions:
-        lines += ["", "Here is what we can do for you right away:"]
-        lines += [f"- {a.offer[0].upper()}{a.offer[1:]}" for a in facts.actions]
+    """The deterministic email built from the same facts, used when the LLM cannot write one: the
+    subject and lead sentence of the risk level, the one offer, the tenure in words."""
+    level = facts.risk_level if facts.risk_level in _LEADS else "Medium"
+    if facts.tenure:
+        opening = f"Thank you for being with us for {facts.tenure}."
+    else:
+        opening = "Welcome aboard, and thank you for choosing us as a new customer."
+    lines = ["Dear customer,", "", opening]
+    if facts.action:
+        offer = facts.action.offer
+        lines += ["", _LEADS[level], "", f"- {offer[0].upper()}{offer[1:]}"]
         lines += ["", "Reply to this email or call us and we will set it up for you — no paperwork needed."]
     else:
-        lines += ["", "If anything about your service could be better, reply to this email and we will help."]
+        lines += ["", _NO_OFFER[level]]
     lines += ["", "Kind regards,", "Customer Care"]
-    return Email(DEFAULT_SUBJECT, "\n".join(lines), "template", None, reason, reason_code, tuple(tried))
+    return Email(facts.subject, "\n".join(lines), "template", None, reason, reason_code, tuple(tried))
+
+
+def internal_note(facts: EmailFacts) -> Email:
+    """Not an email: why this customer gets no offer (contacting them is expected to lose money)."""
+    loss = money(facts.expected_loss or 0.0)
+    reason = f"not worth contacting: expected loss {loss}"
+    text = (
+        "Internal note — not for sending.\n\n"
+        f"No retention offer for this customer: contacting them with any retention action is expected "
+        f"to lose at least {loss} (churn probability {100 * facts.probability:.1f}%, {facts.risk_level} "
+        "risk; params.yaml economics). No email was written."
+    )
+    return Email(NOTE_SUBJECT, text, "note", None, reason, "not_worth_contacting")
 
 
 def _error_code(exc: Any) -> str | None:
@@ -149,12 +236,12 @@ def _error_code(exc: Any) -> str | None:
     return None
 
 
-def _split_subject(text: str) -> tuple[str, str]:
+def _split_subject(text: str, default: str) -> tuple[str, str]:
     lines = text.strip().splitlines()
     if lines and lines[0].lower().lstrip("*# ").startswith("subject:"):
-        subject = lines[0].split(":", 1)[1].strip(" *") or DEFAULT_SUBJECT
+        subject = lines[0].split(":", 1)[1].strip(" *") or default
         return subject, "\n".join(lines[1:]).strip()
-    return DEFAULT_SUBJECT, text.strip()
+    return default, text.strip()
 
 
 def write_email(
@@ -166,12 +253,15 @@ def write_email(
 ) -> Email:
     """Ask Groq (the configured model, then the fallbacks if a model is gone), else use the template.
 
+    A customer not worth contacting (`facts.expected_loss`) gets the internal note, no LLM call.
     `api_key` / `base_url` default to `GROQ_API_KEY` / `GROQ_BASE_URL`. Never raises and never
     takes longer than `settings.email_budget_seconds` (+ `BUDGET_SLACK_SECONDS`), retries and
     fallback models included: on any fault (HTTP error, timeout, malformed or empty answer, an
     exception in the client or here) the template is returned with a short `reason` and a
     `reason_code`, which never carry the key or a stack trace.
     """
+    if facts.expected_loss is not None:
+        return internal_note(facts)
     deadline = time.monotonic() + settings.email_budget_seconds
     api_key = api_key if api_key is not None else os.environ.get("GROQ_API_KEY", "")
     base_url = base_url or os.environ.get("GROQ_BASE_URL") or None
@@ -283,7 +373,7 @@ def _email_from(reply: Any, model: str, facts: EmailFacts, tried: list[str]) -> 
         return _fallback(facts, "the Groq API's answer is not a chat completion", "bad_schema", tried)
     if not (content or "").strip():
         return _fallback(facts, f"Groq model {model} returned an empty answer", "empty_answer", tried)
-    subject, body = _split_subject(content)
+    subject, body = _split_subject(content, facts.subject)
     log.info("retention email written by Groq model %s", model)
     return Email(subject, body, "groq", model, None, None, tuple(tried))
 

@@ -1,4 +1,4 @@
-"""Retention actions: what-ifs on the actionable features, each re-scored by the model."""
+"""Retention actions: what-ifs on the actionable features, each re-scored by the model; the decision."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn import schema
-from churn.settings import OFFERS, RetentionSettings
+from churn import economics, schema
+from churn.settings import OFFERS, EconomicsSettings, RetentionSettings
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +127,67 @@ def actions(model: Any, customer: dict[str, Any], settings: RetentionSettings) -
     good = [a for a in found if a.reduction_points >= settings.min_reduction_points]
     good.sort(key=lambda a: (-a.reduction_points, a.feature, str(a.proposed)))
     return good[: settings.max_actions]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to contact one customer, with which action, and what that is expected to earn.
+
+    `expected_profit` is the best action's (`churn.economics.action_profit`), or, without any
+    action, that of an offer that changes nothing; `contact` is True when it is positive, and
+    `action` is the best action then (None otherwise). `profit_bound` is the decision rule's
+    expected profit (`churn.economics.expected_profit`, an offer that keeps every accepting
+    churner), which no action beats: a customer the decision rule skips never gets an action.
+    """
+
+    contact: bool
+    expected_profit: float
+    action: Action | None
+    profit_bound: float
+    clv: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "contact": self.contact,
+            "expected_profit": self.expected_profit,
+            "best_action": None if self.action is None else self.action.to_dict(),
+            "profit_bound": self.profit_bound,
+            "clv": self.clv,
+        }
+
+
+def decide(
+    customer: dict[str, Any], probability: float, found: list[Action], settings: EconomicsSettings
+) -> Decision:
+    """The decision for one customer with churn `probability` and its what-ifs `found` (`actions`).
+
+    Every action is valued with the probability after it and the customer's value after it (a
+    discount lowers CLV); the best is the one with the highest expected profit, ties to the earlier
+    (bigger reduction). Under one offer cost the best always lies among the biggest reductions, so
+    `max_actions` never drops it.
+    """
+    base = {f: customer[f] for f in schema.FEATURES}
+    clv = float(economics.customer_value(settings, _frame([base]))[0])
+    bound = float(economics.expected_profit(np.array([probability]), np.array([clv]), settings)[0])
+    if found:
+        after = [{**base, a.feature: a.proposed} for a in found]
+        profits = economics.action_profit(
+            np.full(len(found), probability),
+            np.array([a.probability_after for a in found]),
+            economics.customer_value(settings, _frame(after)),
+            settings,
+        )
+        best = int(np.argmax(profits))
+        profit, action = float(profits[best]), found[best]
+    else:
+        profit = float(economics.action_profit([probability], [probability], [clv], settings)[0])
+        action = None
+    worth = profit > 0
+    return Decision(worth, profit, action if worth else None, bound, clv)
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Customers as a frame with numeric `MonthlyCharges` (values may arrive as text)."""
+    frame = pd.DataFrame(rows, columns=list(schema.FEATURES))
+    frame["MonthlyCharges"] = pd.to_numeric(frame["MonthlyCharges"])
+    return frame

@@ -22,7 +22,7 @@ from churn.io import file_sha256
 from churn.model_ref import resolve_model
 from churn.params import load_params
 from churn.paths import Layout
-from churn.settings import BaseSettings, ServingSettings
+from churn.settings import BaseSettings, EconomicsSettings, ServingSettings
 
 if TYPE_CHECKING:
     from churn.monitoring.batches import BatchLog
@@ -58,6 +58,8 @@ class Predictor:
 
     Thread-safe: the app calls it from many request threads. `load` reads the model and builds
     the explainer once. Every valid prediction is logged to `store` unless logging is off.
+    `economics` is params.yaml's section, checked; None when the params have none (a project from
+    before it): then no contact decision is made and every customer gets an email.
     """
 
     def __init__(
@@ -78,6 +80,8 @@ class Predictor:
         self.params = params or {}
         self.settings = ServingSettings.from_params(self.params.get("serving"))
         self.retention = retention.RetentionSettings.from_params(self.params.get("retention"))
+        money = self.params.get(EconomicsSettings.KEY)
+        self.economics = None if money is None else EconomicsSettings.from_params(money)
         self.seed = BaseSettings.from_params(self.params["base"]).seed if "base" in self.params else 42
         self.root = Path(root)
         self.log_enabled = log
@@ -361,17 +365,29 @@ class Predictor:
         given = self._one(customer)
         explanation = explanation or self._explain(given)
         actions = self._actions(given) if actions is None else actions
-        return self._write_email(given.values(), explanation, actions)
+        values = given.values()
+        decision = self._decide(values, explanation.probability, actions)
+        return self._write_email(values, explanation, actions, decision)
 
-    def _write_email(self, values: dict[str, Any], explanation, actions) -> emails.Email:
+    def _decide(
+        self, values: dict[str, Any], probability: float, actions: list[retention.Action]
+    ) -> retention.Decision | None:
+        if self.economics is None:
+            return None
+        return retention.decide(values, probability, actions, self.economics)
+
+    def _write_email(
+        self, values: dict[str, Any], explanation, actions, decision: retention.Decision | None
+    ) -> emails.Email:
+        """The email (or the internal note, for a customer not worth contacting) with the one best action."""
         level = str(risk_levels([explanation.probability], self.settings)[0])
         top = explanation.drivers(self.settings.top_reasons)
         drivers = [(f, explain.sentence(f, explanation.customer.get(f), p)) for f, p in top]
-        facts = emails.email_facts(values, explanation.probability, level, drivers, actions)
+        facts = emails.email_facts(values, explanation.probability, level, drivers, actions, decision)
         return emails.write_email(facts, self.retention)
 
     def prepare(self, customer: dict | pd.DataFrame) -> Assessment:
-        """Prediction, explanation and actions for one customer, logged at once (no email yet).
+        """Prediction, explanation, actions and the decision for one customer, logged at once (no email yet).
 
         What a face shows first; `complete` then writes the email and records its source in the
         same log row. Raises `SchemaError` for bad input (nothing logged then).
@@ -380,6 +396,7 @@ class Predictor:
         given = self._one(customer)
         explanation = self._explain(given)
         actions = self._actions(given)
+        decision = self._decide(given.values(), explanation.probability, actions)
         level = str(risk_levels([explanation.probability], self.settings)[0])
         latency = 1000 * (time.perf_counter() - start)
         ids = self._log(given, [explanation.probability], [level], latency) if self.log_enabled else []
@@ -389,6 +406,7 @@ class Predictor:
             risk_level=level,
             explanation=explanation,
             actions=actions,
+            decision=decision,
             prediction_id=ids[0] if ids else None,
             latency_ms=latency,
             model_name=self.model_name,
@@ -404,7 +422,9 @@ class Predictor:
         if assessment.email is not None:
             return assessment
         start = time.perf_counter()
-        email = self._write_email(assessment.customer, assessment.explanation, assessment.actions)
+        email = self._write_email(
+            assessment.customer, assessment.explanation, assessment.actions, assessment.decision
+        )
         email_ms = 1000 * (time.perf_counter() - start)
         if assessment.prediction_id is not None and self.log_enabled:
             self._open_store().set_email_source(assessment.prediction_id, email.label)

@@ -115,7 +115,7 @@ def test_every_event_has_an_api_name(client):
 def test_predict_matches_the_predictor_and_logs_once(client, store, reference):
     before = store.count()
     result = client.predict(**HIGH_RISK, api_name="/predict")
-    probability, risk, explanation, chart, actions, email, note = result
+    probability, risk, explanation, chart, actions, email, note, _decision, _eml = result
     expected = float(reference.predict(HIGH_RISK)[serving.PROBABILITY].iloc[0])
     assert probability == pytest.approx(expected, abs=1e-12)
     assert risk == serving.risk_levels([expected], reference.settings)[0]
@@ -129,6 +129,24 @@ def test_predict_matches_the_predictor_and_logs_once(client, store, reference):
     assert logged["probability"] == pytest.approx(expected)
     assert logged["email_source"] == "template:no_api_key"
     assert logged["tenure"] == HIGH_RISK["tenure"] and logged["Contract"] == HIGH_RISK["Contract"]
+
+
+def test_predict_decides_and_exports_the_email_as_eml(client, reference):
+    from email import message_from_bytes
+    from email.policy import default
+
+    high = client.predict(**HIGH_RISK, api_name="/predict")
+    email, decision, eml = high[5], high[7], high[8]
+    expected = reference.prepare(HIGH_RISK)
+    assert expected.decision.contact and decision == f"**{expected.decision_line()}**"
+    assert decision.startswith("**Contact: yes — expected gain $") and "." not in decision.split("$")[1][:8]
+    message = message_from_bytes(Path(eml).read_bytes(), policy=default)
+    assert Path(eml).suffix == ".eml" and message["To"] is None
+    assert email == f"Subject: {message['Subject']}\n\n{message.get_content().rstrip()}"
+    assert expected.decision.action.offer in message["Subject"]
+    low = client.predict(**LOW_RISK, api_name="/predict")
+    assert low[7].startswith("**No offer: expected loss $") and low[8] is None
+    assert low[5].startswith("Internal note") and "not worth contacting" in low[6]
 
 
 def test_predict_uses_the_form_defaults_for_missing_fields(client, reference):

@@ -13,7 +13,7 @@ from gradio_client.exceptions import ValidationError
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import serve
-from app.predict import DEFAULT
+from app.predict import DEFAULT, HIGH_RISK, LOW_RISK
 from churn import schema, serving
 from churn.monitoring.store import PredictionStore
 
@@ -81,7 +81,7 @@ def test_metrics_are_served_on_their_own_loopback_port_without_a_login(served):
 
 def test_counters_move_by_exactly_what_was_done(served, client, project, tmp_path):
     before = scrape(served)
-    result = client.predict(**DEFAULT, api_name="/predict")
+    result = client.predict(**HIGH_RISK, api_name="/predict")  # contacted: an email, not a note
     with pytest.raises(ValidationError):
         client.predict(**{**DEFAULT, "tenure": -3}, api_name="/predict")
     raw = pd.read_csv(project / "data/raw/synthetic.csv", dtype=str, keep_default_na=False).head(20)
@@ -148,3 +148,10 @@ def test_a_taken_metrics_port_stops_the_start_with_one_line(tmp_path, caplog):
         f"cannot serve the metrics on 127.0.0.1:{port} (Address already in use): "
         "pick another --metrics-port, or 0 for none"
     ]
+
+
+def test_an_internal_note_is_not_counted_as_an_email(served, client):
+    before = scrape(served)
+    assert client.predict(**LOW_RISK, api_name="/predict")[5].startswith("Internal note")
+    changed = moved(before, scrape(served))
+    assert not [k for k in changed if k[0] in ("churn_app_emails_total", "churn_app_llm_fallbacks_total")]

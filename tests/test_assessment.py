@@ -40,9 +40,9 @@ def test_to_dict_keys_and_defaults_before_the_email_is_written():
     d = _assessment().to_dict()
     assert list(d) == [
         "probability", "risk_level", "model_name", "model_version", "prediction_id",
-        "latency_ms", "email_ms", "explanation", "actions", "email",
+        "latency_ms", "email_ms", "explanation", "actions", "email", "decision",
     ]  # fmt: skip
-    assert d["email"] is None and d["prediction_id"] is None
+    assert d["email"] is None and d["prediction_id"] is None and d["decision"] is None
     assert (d["model_name"], d["latency_ms"], d["email_ms"]) == ("", 0.0, 0.0)
     assert "customer" not in d  # the customer's own fields are the caller's, not repeated
 
@@ -55,3 +55,22 @@ def test_to_dict_nests_plain_dicts_and_is_json():
     assert d["actions"] == [ACTION.to_dict()] and abs(d["actions"][0]["reduction_points"] - 25.0) < 1e-9
     assert d["email"]["tried"] == ["m1"] and d["email"]["source"] == "template"
     assert json.loads(json.dumps(d)) == d  # only JSON types: lists, not tuples
+
+
+def test_decision_line_and_dict_for_both_decisions():
+    contact = retention.Decision(True, 18300.4, ACTION, 20000.0, 1200.0)
+    served = _assessment(decision=contact)
+    assert served.decision_line() == "Contact: yes — expected gain $18,300 with “switch”"
+    d = served.to_dict()["decision"]
+    assert d == {
+        "contact": True,
+        "expected_profit": 18300.4,
+        "best_action": ACTION.to_dict(),
+        "profit_bound": 20000.0,
+        "clv": 1200.0,
+    }
+    assert json.loads(json.dumps(d)) == d
+    skip = _assessment(decision=retention.Decision(False, -1234.5, None, -10.0, 1200.0))
+    assert skip.decision_line() == "No offer: expected loss $1,234"  # no raw floats
+    assert skip.to_dict()["decision"]["best_action"] is None
+    assert "no economics section" in _assessment().decision_line()

@@ -197,3 +197,20 @@ def test_exactly_one_customer_value_rule():
     ):
         EconomicsSettings.from_params({**base, "clv": 100, "clv_months": 12})
     assert EconomicsSettings.from_params({**base, "clv": 100}).clv == 100.0
+
+
+def test_action_profit_by_hand_and_equal_to_the_rule_for_an_action_that_removes_all_risk():
+    # p = 0.6 → 0.2, CLV_a = 1000: 0.3 · 0.4 · 1000 − (0.3 · 0.6 + 0.4) · 10 − 1 = 120 − 5.8 − 1
+    assert economics.action_profit([0.6], [0.2], [1000.0], MONEY)[0] == pytest.approx(113.2)
+    assert economics.action_profit(P, np.zeros(5), CLV, MONEY) == pytest.approx(
+        economics.expected_profit(P, CLV, MONEY)
+    )
+    # an action that changes nothing only costs: the accepted offers and the contact
+    assert economics.action_profit([0.5], [0.5], [1000.0], MONEY)[0] == pytest.approx(-(0.65 * 10) - 1)
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"), [(1234.6, "$1,235"), (18300.0, "$18,300"), (-56.2, "-$56"), (-0.3, "$0"), (7.0, "$7")]
+)
+def test_money_is_whole_units_with_thousands_separators(amount, text):
+    assert economics.money(amount) == text

@@ -123,7 +123,7 @@ def test_app_malformed_json_still_predicts_and_logs_once(client, app_log, expect
     caplog.set_level(logging.DEBUG)
     groq_stub.default = ("malformed",)
     before = app_log.count()
-    probability, risk, explanation, _chart, actions, email, note = client.predict(
+    probability, risk, explanation, _chart, actions, email, note, _decision, _eml = client.predict(
         **HIGH_RISK, api_name="/predict"
     )
     assert probability == pytest.approx(expected, abs=1e-12) and risk == "High"

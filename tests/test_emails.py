@@ -9,7 +9,7 @@ import time
 import pytest
 
 from churn import emails
-from churn.retention import Action
+from churn.retention import Action, Decision
 from churn.settings import RetentionSettings
 
 KEY = "gsk_test_SECRET_key_123"
@@ -195,3 +195,110 @@ def test_template_is_deterministic_and_uses_the_facts(facts):
     assert "churn" not in one.text.lower() and "62" not in one.text
     empty = emails.email_facts({"tenure": 0}, 0.1, "Low")
     assert "Here is what we can do" not in emails.template_email(empty, "r", "c").text
+
+
+# -- one offer, subjects, tenure, the internal note and the .eml -----------------------------------
+
+CONTRACT = Action(
+    "Contract", "Month-to-month", "Two year", "Offer a two-year contract", "a two-year contract", 0.7, 0.3
+)
+DISCOUNT = Action(
+    "MonthlyCharges", 100.0, 90.0, "Offer a 10% discount", "a 10% discount on your monthly charge", 0.7, 0.25
+)
+
+
+def _facts(tenure="5", level="High", action=CONTRACT, contact=True, profit=72.6):
+    decision = Decision(contact, profit, action if contact else None, 150.0, 1200.0)
+    return emails.email_facts({"tenure": tenure}, 0.7, level, (), [DISCOUNT, CONTRACT], decision)
+
+
+@pytest.mark.parametrize(
+    ("tenure", "wording", "wrong"),
+    [
+        ("1", "Thank you for being with us for 1 month.", "1 months"),
+        ("2", "Thank you for being with us for 2 months.", "2 month."),
+        ("72", "Thank you for being with us for 72 months.", "72 month."),
+        ("0", "Welcome aboard, and thank you for choosing us as a new customer.", "0 month"),
+    ],
+)
+def test_template_tenure_wording(tenure, wording, wrong):
+    text = emails.template_email(_facts(tenure=tenure), "r", "c").text
+    assert wording in text and wrong not in text
+
+
+def test_template_makes_the_one_best_offer_not_a_list_of_alternatives():
+    email = emails.template_email(_facts(), "r", "c")
+    assert "- A two-year contract" in email.text
+    assert "discount" not in email.text and email.text.count("\n- ") == 1
+    assert email.subject == "An offer set aside for you: a two-year contract"
+
+
+@pytest.mark.parametrize(
+    ("level", "subject", "lead"),
+    [
+        ("High", "An offer set aside for you: a two-year contract", "set aside an offer just for you"),
+        ("Medium", "A better fit for your plan: a two-year contract", "make it fit you better"),
+        ("Low", "A thank-you from us: a two-year contract", "thank-you for your loyalty"),
+    ],
+)
+def test_subject_and_lead_fit_the_risk_level_and_the_offer(level, subject, lead):
+    email = emails.template_email(_facts(level=level), "r", "c")
+    assert email.subject == subject and lead in email.text
+
+
+def test_without_an_offer_the_subject_promises_none():
+    subjects = {
+        level: emails.template_email(emails.email_facts({"tenure": "5"}, 0.4, level), "r", "c").subject
+        for level in ("High", "Medium", "Low")
+    }
+    assert len(set(subjects.values())) == 3 and not any("offer" in s.lower() for s in subjects.values())
+
+
+def test_a_customer_not_worth_contacting_gets_an_internal_note_and_no_request(groq_stub):
+    facts = _facts(contact=False, profit=-24.2)
+    assert facts.action is None and facts.expected_loss == pytest.approx(24.2)
+    note = emails.write_email(facts, FAST)
+    assert groq_stub.requests == []  # no LLM call for a customer we will not contact
+    assert (note.source, note.reason_code, note.label) == (
+        "note",
+        "not_worth_contacting",
+        "note:not_worth_contacting",
+    )
+    assert note.reason == "not worth contacting: expected loss $24"
+    assert note.full_text.startswith("Internal note — not for sending.")
+    assert "expected to lose at least $24" in note.text and "Dear customer" not in note.text
+    with pytest.raises(ValueError, match="no email to export: not worth contacting"):
+        note.eml()
+
+
+def test_eml_round_trip():
+    from email import message_from_bytes
+    from email.policy import default
+
+    email = emails.template_email(_facts(tenure="1"), "no GROQ_API_KEY is set", "no_api_key")
+    message = message_from_bytes(email.eml(), policy=default)
+    assert message["Subject"] == email.subject
+    assert message.get_content_type() == "text/plain" and message.get_content_charset() == "utf-8"
+    assert message.get_content().rstrip("\n") == email.text  # the em dash survives
+    assert message["X-Unsent"] == "1" and message["X-Churn-Email-Source"] == "template:no_api_key"
+    for invented in ("To", "From", "Cc", "Date"):
+        assert message[invented] is None, invented
+    assert not message.defects
+
+
+def test_the_prompt_carries_the_one_best_action_and_the_subject_rule(groq_stub):
+    email = emails.write_email(_facts(tenure="1", level="Medium"), FAST)
+    assert email.source == "groq"
+    prompt = json.dumps(groq_stub.requests[0]["messages"], ensure_ascii=False)
+    assert "The one offer to make:\\n- a two-year contract (internal: Offer a two-year contract" in prompt
+    assert "discount" not in prompt  # the other what-if is not offered as an alternative
+    assert "Make exactly the one offer given" in prompt
+    assert "Subject rule: the subject must name the offer (a two-year contract)" in prompt
+    assert "A better fit for your plan: a two-year contract" in prompt
+    assert "has been with us for 1 month (write the tenure exactly so)" in prompt
+
+
+def test_an_llm_answer_without_a_subject_gets_the_one_that_fits(groq_stub):
+    groq_stub.default = ("ok", "Dear customer,\n\nA two-year contract is yours.\n\nCustomer Care")
+    email = emails.write_email(_facts(level="Low"), FAST)
+    assert email.source == "groq" and email.subject == "A thank-you from us: a two-year contract"

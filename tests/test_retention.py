@@ -7,7 +7,7 @@ import pytest
 
 from churn import retention, schema
 from churn.params import ParamsError
-from churn.settings import DEMOGRAPHICS, HISTORY
+from churn.settings import DEMOGRAPHICS, HISTORY, EconomicsSettings
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,56 @@ def test_params_yaml_section_loads(root):
     assert settings.model == "llama-3.1-8b-instant"
     assert "openai/gpt-oss-20b" in settings.fallback_models
     assert settings.max_retries <= 1 and settings.email_budget_seconds <= 10
+
+
+#: CLV = 12 × MonthlyCharges, d = 40, f = 5, γ̄ = 0.3 (params.yaml's values).
+ECONOMICS = EconomicsSettings(clv_months=12, offer_cost=40, contact_cost=5, alpha=6, beta=14)
+
+
+@pytest.fixture()
+def customer(synthetic_raw) -> dict:
+    return synthetic_raw.iloc[0].to_dict() | {"Contract": "Month-to-month", "MonthlyCharges": "100.00"}
+
+
+def _action(feature, proposed, before, after):
+    return retention.Action(feature, "x", proposed, f"change {feature}", f"new {feature}", before, after)
+
+
+def test_the_best_action_earns_most_not_the_biggest_reduction(customer):
+    # A 10% discount cuts the risk most (0.6 → 0.30) but also the customer's value (CLV 1200 → 1080):
+    # 0.3 · 0.30 · 1080 − (0.3 · 0.6 + 0.4) · 40 − 5 = 69.0, the two-year contract (0.6 → 0.32, CLV
+    # unchanged) 0.3 · 0.28 · 1200 − 28.2 = 72.6, online security (0.6 → 0.5) 36 − 28.2 = 7.8.
+    found = [
+        _action("MonthlyCharges", 90.0, 0.6, 0.30),
+        _action("Contract", "Two year", 0.6, 0.32),
+        _action("OnlineSecurity", "Yes", 0.6, 0.5),
+    ]
+    decision = retention.decide(customer, 0.6, found, ECONOMICS)
+    assert decision.contact and decision.action is found[1]
+    assert decision.expected_profit == pytest.approx(72.6)
+    assert decision.clv == pytest.approx(1200.0)
+    # the decision rule's figure: 0.6 · 0.3 · (1200 − 40) − 0.4 · 40 − 5
+    assert decision.profit_bound == pytest.approx(187.8)
+    assert decision.to_dict()["best_action"]["feature"] == "Contract"
+
+
+@pytest.mark.parametrize(
+    ("probability", "after", "profit", "bound"),
+    [
+        (0.1, 0.05, 18 - 37.2 - 5, 34.8 - 36 - 5),  # not worth contacting even with a perfect offer
+        (0.25, 0.2, 18 - 33 - 5, 87 - 30 - 5),  # the rule would call, but no action pays for itself
+    ],
+)
+def test_a_customer_not_worth_contacting_gets_no_action(customer, probability, after, profit, bound):
+    decision = retention.decide(
+        customer, probability, [_action("Contract", "Two year", probability, after)], ECONOMICS
+    )
+    assert not decision.contact and decision.action is None
+    assert decision.expected_profit == pytest.approx(profit)
+    assert decision.profit_bound == pytest.approx(bound)
+
+
+def test_without_actions_contacting_only_costs(customer):
+    decision = retention.decide(customer, 0.6, [], ECONOMICS)
+    assert not decision.contact and decision.action is None
+    assert decision.expected_profit == pytest.approx(-28.2)

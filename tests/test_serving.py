@@ -155,7 +155,10 @@ def test_explanation_actions_and_email_for_one_customer(challenger, rows, monkey
     settings = challenger.retention
     assert found == retention.actions(challenger.pipeline, customer, settings)  # fast path = pipeline
     email = challenger.email(customer)
-    assert email.source == "template" and email.reason_code == "no_api_key"
+    worth = retention.decide(customer, proba, found, challenger.economics).contact
+    assert (email.source, email.reason_code) == (
+        ("template", "no_api_key") if worth else ("note", "not_worth_contacting")
+    )
 
 
 def test_assess_logs_one_prediction_with_its_email_source(challenger, rows, store, groq_stub):
@@ -267,3 +270,50 @@ def test_other_pipeline_layouts_run_whole(nan_breaking_model, synthetic_raw):
     np.testing.assert_allclose(
         predictor.predict(rows)["churn_probability"], nan_breaking_model.predict_proba(rows)[:, 1], atol=1e-15
     )
+
+
+def test_the_decision_values_each_action_and_the_email_follows_it(
+    serving_root, serving_models, rows, monkeypatch
+):
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    from churn import economics
+    from churn.params import load_params
+
+    params = load_params(serving_root / "params.yaml")
+    money = Predictor(serving_models["challenger"], model_name="c", params=params, log=False)
+    contacted = skipped = 0
+    for _, row in rows.head(15).iterrows():
+        served = money.assess(row.to_dict())
+        d = served.decision
+        assert d is not None and d.contact == (d.expected_profit > 0)
+        assert d.expected_profit <= d.profit_bound + 1e-9  # no action beats the decision rule's offer
+        if d.contact:
+            contacted += 1
+            clv_after = [
+                economics.customer_value(
+                    money.economics, pd.DataFrame([{**served.customer, a.feature: a.proposed}])
+                )[0]
+                for a in served.actions
+            ]
+            profits = economics.action_profit(
+                [served.probability] * len(served.actions),
+                [a.probability_after for a in served.actions],
+                clv_after,
+                money.economics,
+            )
+            assert d.action is served.actions[int(np.argmax(profits))]
+            assert served.email.source == "template" and f"- {d.action.offer[0].upper()}" in served.email.text
+        else:
+            skipped += 1
+            assert d.action is None and served.email.source == "note"
+    assert contacted and skipped  # both decisions occur among 15 synthetic customers
+    # Without an economics section (a project from before it): no decision, an email for everyone
+    # with the action that lowers the risk most.
+    bare = Predictor(serving_models["challenger"], model_name="c", params={}, log=False)
+    served = bare.assess(rows.iloc[0].to_dict())
+    assert bare.economics is None and served.decision is None and served.email.source == "template"
+    if served.actions:
+        assert served.email.subject.endswith(served.actions[0].offer)
+    bad = params | {"economics": params["economics"] | {"offer_cost": -1}}
+    with pytest.raises(ParamsError, match="economics.offer_cost"):
+        Predictor(serving_models["challenger"], model_name="c", params=bad, log=False)

@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     _model_option(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--email", action="store_true", help="also write the retention email (Groq or template)")
+    p.add_argument(
+        "--eml",
+        metavar="FILE",
+        help="with --email: also save the email as an .eml draft (no recipient; none for a customer "
+        "not worth contacting)",
+    )
     p.set_defaults(func=_explain)
 
 
@@ -140,13 +146,18 @@ def read_customer(source: str) -> dict[str, Any]:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from churn.commands import UsageError
     from churn.serving import Predictor
 
+    if args.eml and not args.email:
+        raise UsageError("--eml needs --email")
     customer = read_customer(args.customer)
     predictor = Predictor.load(args.model, log=False, trust_model=args.trust_model)
     result = predictor.prepare(customer)  # the app's path too: the assessment, then the email
     if args.email:
         result = predictor.complete(result)
+    if args.eml:
+        _save_eml(result.email, Path(args.eml))
     if args.json:  # the library's own JSON form of the assessment
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
         return 0
@@ -154,6 +165,7 @@ def _explain(args: argparse.Namespace) -> int:
     lines = [
         f"Churn probability {100 * explanation.probability:.0f}% — {level} risk "
         f"(model {predictor.model_name}, {predictor.model_version})",
+        result.decision_line(),
         "",
         "Why:",
         *(f"  - {s}" for s in explanation.sentences[1:]),
@@ -165,8 +177,21 @@ def _explain(args: argparse.Namespace) -> int:
         f"(-{a.reduction_points:.1f} points)"
         for a in actions
     ] or ["  - no offer lowers this customer's risk noticeably"]
-    if email is not None:
+    if email is not None and email.is_note:
+        lines += ["", "No retention email (an internal note instead):", "", email.full_text]
+    elif email is not None:
         who = f"Groq model {email.model}" if email.source == "groq" else f"the template ({email.reason})"
         lines += ["", f"Retention email (written by {who}):", "", email.full_text]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _save_eml(email: Any, path: Path) -> None:
+    """Write the email as an .eml draft (atomically); a note is not an email: nothing is written."""
+    if email.is_note:
+        sys.stderr.write(f"churn explain: no email, nothing written to {path}: {email.reason}\n")
+        return
+    from churn.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(email.eml())

@@ -181,12 +181,39 @@ def test_explain_one_customer_as_text_and_json(served, synthetic_raw, capsys, mo
     # the library's JSON form of the assessment (`Assessment.to_dict`), nothing re-assembled
     assert set(out) == {
         "probability", "risk_level", "model_name", "model_version", "prediction_id",
-        "latency_ms", "email_ms", "explanation", "actions", "email",
+        "latency_ms", "email_ms", "explanation", "actions", "email", "decision",
     }  # fmt: skip
     assert out["model_name"] == "challenger" and out["prediction_id"] is None
-    assert out["email"]["source"] == "template" and out["email"]["reason_code"] == "no_api_key"
+    expected_source = (
+        ("template", "no_api_key") if out["decision"]["contact"] else ("note", "not_worth_contacting")
+    )
+    assert (out["email"]["source"], out["email"]["reason_code"]) == expected_source
     assert len(out["explanation"]["points"]) == 19
     assert not (served / "predictions.db").exists()
+
+
+def test_explain_email_saves_an_eml_draft_or_nothing_for_a_note(served, capsys, monkeypatch):
+    from email import message_from_bytes
+    from email.policy import default
+
+    from app.predict import HIGH_RISK, LOW_RISK
+
+    high, low, eml = served / "high.json", served / "low.json", served / "out" / "email.eml"
+    high.write_text(json.dumps(HIGH_RISK))
+    low.write_text(json.dumps(LOW_RISK))
+    assert cli.main(["explain", str(high), "--email", "--eml", str(eml), "--model", "challenger"]) == 0
+    text = capsys.readouterr().out
+    assert "Contact: yes — expected gain $" in text
+    message = message_from_bytes(eml.read_bytes(), policy=default)
+    assert message["Subject"] in text and message["To"] is None and message["X-Unsent"] == "1"
+    assert message.get_content().strip() in text
+    eml.unlink()
+    assert cli.main(["explain", str(low), "--email", "--eml", str(eml), "--model", "challenger"]) == 0
+    captured = capsys.readouterr()
+    assert "No offer: expected loss $" in captured.out and "Internal note" in captured.out
+    assert "no email, nothing written to" in captured.err and not eml.exists()
+    assert cli.main(["explain", str(low), "--eml", str(eml)]) == 2
+    assert "--eml needs --email" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
