@@ -57,6 +57,7 @@ class Assessment:
         d = self.decision
         if d is None:
             return "No decision: params.yaml has no economics section (customer value and offer costs)"
-        if d.contact and d.action is not None:
-            return f"Contact: yes — expected gain {money(d.expected_profit)} with “{d.action.description}”"
-        return f"No offer: expected loss {money(-d.expected_profit)}"
+        if not d.contact:
+            return f"No offer: expected loss {money(-d.expected_profit)}"
+        offer = f"“{d.action.description}”" if d.action is not None else "the standard retention offer"
+        return f"Contact: yes — expected gain {money(d.expected_profit)} with {offer}"

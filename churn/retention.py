@@ -133,17 +133,17 @@ def actions(model: Any, customer: dict[str, Any], settings: RetentionSettings) -
 class Decision:
     """Whether to contact one customer, with which action, and what that is expected to earn.
 
-    `expected_profit` is the best action's (`churn.economics.action_profit`), or, without any
-    action, that of an offer that changes nothing; `contact` is True when it is positive, and
-    `action` is the best action then (None otherwise). `profit_bound` is the decision rule's
-    expected profit (`churn.economics.expected_profit`, an offer that keeps every accepting
-    churner), which no action beats: a customer the decision rule skips never gets an action.
+    `expected_profit` is the decision rule's (`churn.economics.expected_profit`: an offer that keeps
+    every accepting churner), the same figure `churn predict` writes; `contact` is True when it is
+    positive — one rule for the app, the CLI and batches. `action` is then the retention action
+    with the highest expected profit of its own (`action_profit`, `churn.economics.action_profit`,
+    never above `expected_profit`), or None when no what-if lowers the risk (the standard offer).
     """
 
     contact: bool
     expected_profit: float
     action: Action | None
-    profit_bound: float
+    action_profit: float | None
     clv: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,7 +151,7 @@ class Decision:
             "contact": self.contact,
             "expected_profit": self.expected_profit,
             "best_action": None if self.action is None else self.action.to_dict(),
-            "profit_bound": self.profit_bound,
+            "action_profit": self.action_profit,
             "clv": self.clv,
         }
 
@@ -168,22 +168,20 @@ def decide(
     """
     base = {f: customer[f] for f in schema.FEATURES}
     clv = float(economics.customer_value(settings, _frame([base]))[0])
-    bound = float(economics.expected_profit(np.array([probability]), np.array([clv]), settings)[0])
-    if found:
-        after = [{**base, a.feature: a.proposed} for a in found]
-        profits = economics.action_profit(
-            np.full(len(found), probability),
-            np.array([a.probability_after for a in found]),
-            economics.customer_value(settings, _frame(after)),
-            settings,
-        )
-        best = int(np.argmax(profits))
-        profit, action = float(profits[best]), found[best]
-    else:
-        profit = float(economics.action_profit([probability], [probability], [clv], settings)[0])
-        action = None
-    worth = profit > 0
-    return Decision(worth, profit, action if worth else None, bound, clv)
+    profit = float(economics.expected_profit(np.array([probability]), np.array([clv]), settings)[0])
+    if profit <= 0:
+        return Decision(False, profit, None, None, clv)
+    if not found:
+        return Decision(True, profit, None, None, clv)
+    after = [{**base, a.feature: a.proposed} for a in found]
+    profits = economics.action_profit(
+        np.full(len(found), probability),
+        np.array([a.probability_after for a in found]),
+        economics.customer_value(settings, _frame(after)),
+        settings,
+    )
+    best = int(np.argmax(profits))
+    return Decision(True, profit, found[best], float(profits[best]), clv)
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -58,7 +58,7 @@ def test_to_dict_nests_plain_dicts_and_is_json():
 
 
 def test_decision_line_and_dict_for_both_decisions():
-    contact = retention.Decision(True, 18300.4, ACTION, 20000.0, 1200.0)
+    contact = retention.Decision(True, 18300.4, ACTION, 15000.0, 1200.0)
     served = _assessment(decision=contact)
     assert served.decision_line() == "Contact: yes — expected gain $18,300 with “switch”"
     d = served.to_dict()["decision"]
@@ -66,11 +66,13 @@ def test_decision_line_and_dict_for_both_decisions():
         "contact": True,
         "expected_profit": 18300.4,
         "best_action": ACTION.to_dict(),
-        "profit_bound": 20000.0,
+        "action_profit": 15000.0,
         "clv": 1200.0,
     }
     assert json.loads(json.dumps(d)) == d
-    skip = _assessment(decision=retention.Decision(False, -1234.5, None, -10.0, 1200.0))
+    standard = _assessment(decision=retention.Decision(True, 52.0, None, None, 1200.0))
+    assert standard.decision_line() == "Contact: yes — expected gain $52 with the standard retention offer"
+    skip = _assessment(decision=retention.Decision(False, -1234.5, None, None, 1200.0))
     assert skip.decision_line() == "No offer: expected loss $1,234"  # no raw floats
     assert skip.to_dict()["decision"]["best_action"] is None
     assert "no economics section" in _assessment().decision_line()

@@ -134,30 +134,30 @@ def test_the_best_action_earns_most_not_the_biggest_reduction(customer):
     ]
     decision = retention.decide(customer, 0.6, found, ECONOMICS)
     assert decision.contact and decision.action is found[1]
-    assert decision.expected_profit == pytest.approx(72.6)
+    assert decision.action_profit == pytest.approx(72.6)
     assert decision.clv == pytest.approx(1200.0)
-    # the decision rule's figure: 0.6 · 0.3 · (1200 − 40) − 0.4 · 40 − 5
-    assert decision.profit_bound == pytest.approx(187.8)
+    # the decision rule's figure, the one `churn predict` writes: 0.6 · 0.3 · (1200 − 40) − 0.4 · 40 − 5
+    assert decision.expected_profit == pytest.approx(187.8)
     assert decision.to_dict()["best_action"]["feature"] == "Contract"
 
 
-@pytest.mark.parametrize(
-    ("probability", "after", "profit", "bound"),
-    [
-        (0.1, 0.05, 18 - 37.2 - 5, 34.8 - 36 - 5),  # not worth contacting even with a perfect offer
-        (0.25, 0.2, 18 - 33 - 5, 87 - 30 - 5),  # the rule would call, but no action pays for itself
-    ],
-)
-def test_a_customer_not_worth_contacting_gets_no_action(customer, probability, after, profit, bound):
-    decision = retention.decide(
-        customer, probability, [_action("Contract", "Two year", probability, after)], ECONOMICS
-    )
-    assert not decision.contact and decision.action is None
-    assert decision.expected_profit == pytest.approx(profit)
-    assert decision.profit_bound == pytest.approx(bound)
+def test_a_customer_not_worth_contacting_gets_no_action(customer):
+    # 0.1 · 0.3 · (1200 − 40) − 0.9 · 40 − 5 = −6.2: a loss even with an offer that keeps every taker
+    decision = retention.decide(customer, 0.1, [_action("Contract", "Two year", 0.1, 0.05)], ECONOMICS)
+    assert not decision.contact and decision.action is None and decision.action_profit is None
+    assert decision.expected_profit == pytest.approx(34.8 - 36 - 5)
 
 
-def test_without_actions_contacting_only_costs(customer):
+def test_the_contact_rule_is_the_expected_profit_even_when_the_actions_are_weak(customer):
+    # p = 0.25: the rule's 87 − 30 − 5 = 52 > 0 decides the contact (as in `churn predict`); the weak
+    # two-year what-if (0.25 → 0.2) is still the best action, at its own 18 − 33 − 5 = −20
+    decision = retention.decide(customer, 0.25, [_action("Contract", "Two year", 0.25, 0.2)], ECONOMICS)
+    assert decision.contact and decision.action.feature == "Contract"
+    assert decision.expected_profit == pytest.approx(52.0)
+    assert decision.action_profit == pytest.approx(-20.0)
+
+
+def test_without_actions_a_worthwhile_customer_gets_the_standard_offer(customer):
     decision = retention.decide(customer, 0.6, [], ECONOMICS)
-    assert not decision.contact and decision.action is None
-    assert decision.expected_profit == pytest.approx(-28.2)
+    assert decision.contact and decision.action is None and decision.action_profit is None
+    assert decision.expected_profit == pytest.approx(187.8)
