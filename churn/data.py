@@ -291,7 +291,9 @@ class _FieldCounts:
                 self._text.readline()
                 self._next += 1
             self._next += 1
-            out.append(len(next(csv.reader([self._text.readline()]), [])))
+            line = self._text.readline()
+            quoted = '"' in line  # only a quoted field may hold a comma
+            out.append(len(next(csv.reader([line]), [])) if quoted else line.count(",") + 1)
         return out
 
 

@@ -70,7 +70,7 @@ def test_a_line_with_too_few_or_too_many_fields_gets_one_length_reason(synthetic
     fields = lines[2].split(",")
     lines[2] = ",".join(fields[:5] + fields[6:])  # tenure left out: 20 fields, the rest shifted left
     lines[4] = lines[4].rsplit(",", 1)[0] + ","  # 21 fields, the last one empty: a row like any other
-    lines[5] = "9999-ABCDE"  # 1 field
+    lines[5] = '"9999,ABCDE"'  # 1 field (quoted, with a comma inside)
     lines[7] += ",extra"
     path = tmp_path / "short.csv"
     path.write_text("\n".join(lines) + "\n")
