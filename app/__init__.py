@@ -34,6 +34,12 @@ TITLE = "Churn MLOps"
 #: Gradio's `delete_cache` (every, older than; seconds): uploaded customer files and the scored CSVs
 #: and exports handed out are deleted an hour after they were made (and all of them at shutdown).
 CACHE_LIFETIME = (300, 3600)
+#: Page styles: a dropdown (class `churn-choice`; `churn-choice-wide` for choices over 20 characters)
+#: is wide enough for its longest choice, so no value is clipped ("Month-to-montl").
+CSS = """
+.churn-choice { min-width: min(100%, 13.5em) !important; }
+.churn-choice.churn-choice-wide { min-width: min(100%, 17.5em) !important; }
+"""
 
 
 def quiet() -> None:
@@ -135,6 +141,7 @@ def launch_kwargs(host: str = HOST, port: int | None = PORT, access: Access | No
         "run_history": False,
         "footer_links": ["api"],
         "theme": "soft",
+        "css": CSS,
     }
 
 

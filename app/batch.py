@@ -94,12 +94,16 @@ def histogram(scored: pd.DataFrame):
         title="Churn probability of the scored customers",
     )
     fig.update_layout(bargap=0.05, yaxis_title="Customers", margin={"t": 50, "b": 40})
+    fig.update_xaxes(tickformat=".0%", hoverformat=".1%")
     return fig
 
 
 def rejects_table(rejects: pd.DataFrame) -> pd.DataFrame:
-    """Rejected rows with their CSV line number (header is line 1) and reason, first rows only."""
-    return rejects.head(REJECT_PREVIEW).reset_index(drop=True)
+    """Rejected rows, first rows only: customerID (when the file has it), the CSV line number (header
+    is line 1) and the reason(s), then the row's fields as read."""
+    first = [c for c in (schema.ID, data.LINE, data.REASON) if c in rejects.columns]
+    rest = [c for c in rejects.columns if c not in first]
+    return rejects.head(REJECT_PREVIEW)[[*first, *rest]].reset_index(drop=True)
 
 
 def build_tab(state: AppState) -> None:

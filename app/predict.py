@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from app import files, metrics
+from app.formats import percent, percent_columns
 from app.state import AppState
 from churn import schema
 
@@ -100,6 +102,11 @@ GROUPS = {
     ),
 }
 ACTION_COLUMNS = ["Action", "Churn probability after", "Risk reduction (points)"]
+#: Form fields that need another: {service: {field: its "No … service" level}} (`schema.DEPENDENT_SERVICES`).
+DEPENDENT: dict[str, dict[str, str]] = {
+    service: {col: none for col, needed, none in schema.DEPENDENT_SERVICES if needed == service}
+    for service in dict.fromkeys(needed for _, needed, _ in schema.DEPENDENT_SERVICES)
+}
 #: What the email box says while the LLM writes (the prediction is already on screen).
 WRITING = "writing…"
 
@@ -111,7 +118,10 @@ def _field(name: str) -> gr.components.Component:
         return gr.Radio([("No", 0), ("Yes", 1)], **common)
     if name in schema.CATEGORICAL:
         levels = list(schema.CATEGORICAL[name])
-        return gr.Radio(levels, **common) if len(levels) == 2 else gr.Dropdown(levels, **common)
+        if len(levels) == 2:
+            return gr.Radio(levels, **common)
+        wide = ["churn-choice-wide"] if max(map(len, levels)) > 20 else []  # the classes of app.CSS
+        return gr.Dropdown(levels, elem_classes=["churn-choice", *wide], **common)
     lo, hi, whole = schema.NUMERIC[name]
     info = f"{lo:,.0f} to {hi:,.0f}" + (", whole months" if whole else "")
     if name == "TotalCharges":
@@ -137,9 +147,10 @@ def field_problems(customer: dict[str, Any]) -> dict[str, str]:
     return {}
 
 
-def actions_table(actions) -> pd.DataFrame:
+def actions_table(actions):
+    """The actions, best first; the probability after each shown as a percentage (a number to API clients)."""
     rows = [(a.description, round(a.probability_after, 4), round(a.reduction_points, 1)) for a in actions]
-    return pd.DataFrame(rows, columns=ACTION_COLUMNS)
+    return percent_columns(pd.DataFrame(rows, columns=ACTION_COLUMNS), [ACTION_COLUMNS[1]])
 
 
 def email_note(email) -> str:
@@ -171,7 +182,7 @@ def eml_file(email, component: Any, prediction_id: int | None) -> str | None:
 
 
 def explanation_markdown(assessment) -> str:
-    head = f"### {100 * assessment.probability:.0f}% churn probability — {assessment.risk_level} risk"
+    head = f"### {percent(assessment.probability)} churn probability — {assessment.risk_level} risk"
     bullets = "\n".join(f"- {s}" for s in assessment.explanation.sentences[1:])
     return f"{head}\n\n{assessment.explanation.sentences[0]}\n\n{bullets}".rstrip()
 
@@ -191,7 +202,7 @@ def build_tab(state: AppState) -> None:
                 low_btn = gr.Button("Example: low-risk customer", elem_id="example-low")
         with gr.Column(scale=6):
             with gr.Row():
-                probability = gr.Number(label="Churn probability", elem_id="probability")
+                probability = gr.Textbox(label="Churn probability", elem_id="probability")
                 risk = gr.Textbox(label="Risk level", elem_id="risk-level")
             decision = gr.Markdown(elem_id="decision")
             explanation = gr.Markdown(elem_id="explanation")
@@ -227,7 +238,7 @@ def build_tab(state: AppState) -> None:
         ops = metrics.of(state)
         ops.predicted([prepared.risk_level])
         shown = (
-            prepared.probability,
+            percent(prepared.probability),
             prepared.risk_level,
             explanation_markdown(prepared),
             prepared.explanation.figure(),
@@ -240,10 +251,11 @@ def build_tab(state: AppState) -> None:
         draft = eml_file(email, eml, prepared.prediction_id)
         yield (*shown, email.full_text, email_note(email), decided, draft)
 
-    predict_btn.click(
+    outputs = [probability, risk, explanation, chart, actions, email, note, decision, eml]
+    predicting = predict_btn.click(
         predict,
         inputs_kwargs=fields,
-        outputs=[probability, risk, explanation, chart, actions, email, note, decision, eml],
+        outputs=outputs,
         validator=check,
         preprocess=False,
         api_name="predict",
@@ -258,3 +270,35 @@ def build_tab(state: AppState) -> None:
 
     high_btn.click(example(HIGH_RISK), outputs=ordered, api_name="example_high_risk")
     low_btn.click(example(LOW_RISK), outputs=ordered, api_name="example_low_risk")
+    _keep_consistent(fields, outputs, predicting)
+
+
+def _keep_consistent(fields: dict[str, gr.components.Component], outputs: list, predicting) -> None:
+    """In the browser only (no server round trip, no API endpoint): a changed field clears the
+    result shown (and stops a prediction still streaming), and a service switched to "No" sets the
+    fields that need it to "No … service" (switched back on: to "No"), so the form offers no
+    combination the schema refuses."""
+    blank_table = json.dumps({"headers": ACTION_COLUMNS, "data": [], "metadata": None})
+    empty = [
+        "null"
+        if isinstance(o, gr.Plot | gr.DownloadButton)
+        else blank_table
+        if isinstance(o, gr.Dataframe)
+        else "''"
+        for o in outputs
+    ]
+    clear = f"() => [{', '.join(empty)}]"
+    for field in fields.values():
+        field.change(None, js=clear, outputs=outputs, cancels=[predicting], api_visibility="private")
+    for service, needing in DEPENDENT.items():
+        js = (
+            f"(service, ...values) => {{ const nones = {list(needing.values())!r}; return values.map((v, i) => "
+            "service === 'No' ? nones[i] : v === nones[i] ? 'No' : v); }"
+        )
+        fields[service].change(
+            None,
+            js=js,
+            inputs=[fields[service], *(fields[c] for c in needing)],
+            outputs=[fields[c] for c in needing],
+            api_visibility="private",
+        )

@@ -31,6 +31,7 @@ LINE = "line"
 REASON = "reason"
 _BLOCK = 1 << 20
 _SKIPPED = re.compile(r"Skipping line (\d+): (.*)")
+_TOO_MANY = re.compile(r"expected (\d+) fields, saw (\d+)")
 
 
 class DataError(ValueError):
@@ -173,31 +174,57 @@ class CsvInput:
         single row raises SchemaError after the last chunk."""
         seen = _SeenIds() if unique_ids else None
         next_line, pending, found = 2, set(), False
-        for chunk, skipped in self._parsed(size):
-            pending |= {line for line, _ in skipped}
-            lines, next_line = _line_numbers(len(chunk), next_line, pending)
-            pending = {s for s in pending if s >= next_line}
-            blank = (chunk.isna() | chunk.eq("")).all(axis=1).to_numpy()
-            rejects = [pd.DataFrame({LINE: [n for n, _ in skipped], REASON: [r for _, r in skipped]})]
-            keep = ~blank  # a short line reads as empty last fields: the value rules judge it
-            duplicates = 0
-            if seen is not None and schema.ID in chunk.columns:
-                repeat, first = seen.check(chunk[schema.ID], lines, keep)
-                if repeat.any():
-                    reasons = [
-                        f"{schema.ID}: repeats line {n} (each customer is scored once)" for n in first[repeat]
-                    ]
-                    rejects.append(_set_aside(chunk[repeat], lines[repeat], reasons))
-                    keep &= ~repeat
-                    duplicates = int(repeat.sum())
-            frame = chunk[keep] if not keep.all() else chunk
-            rejected = pd.concat(rejects, ignore_index=True) if len(rejects) > 1 else rejects[0]
-            rejected[LINE] = rejected[LINE].astype("int64")
-            rejected = rejected.reindex(columns=[LINE, REASON, *chunk.columns])
-            found = found or bool(len(frame) or len(rejected))
-            yield Rows(frame.reset_index(drop=True), lines[keep], rejected, int(blank.sum()), duplicates)
+        with self.path.open(encoding="utf-8-sig", newline="") as text:
+            counts = _FieldCounts(text)
+            for chunk, skipped in self._parsed(size):
+                pending |= {line for line, _ in skipped}
+                lines, next_line = _line_numbers(len(chunk), next_line, pending)
+                pending = {s for s in pending if s >= next_line}
+                rows = self._rows(chunk, lines, skipped, seen, counts)
+                found = found or bool(len(rows.frame) or len(rows.rejects))
+                yield rows
         if not found:
             raise schema.SchemaError([schema.Problem("*", "has no rows (empty file)")], self.name)
+
+    def _rows(
+        self,
+        chunk: pd.DataFrame,
+        lines: np.ndarray,
+        skipped: list[tuple[int, str]],
+        seen: _SeenIds | None,
+        counts: _FieldCounts,
+    ) -> Rows:
+        """One parsed chunk as Rows: blank lines dropped, short lines, skipped lines and repeats set aside."""
+        blank = (chunk.isna() | chunk.eq("")).all(axis=1).to_numpy()
+        rejects = [pd.DataFrame({LINE: [n for n, _ in skipped], REASON: [r for _, r in skipped]})]
+        keep = ~blank
+        # The parser reads a short line as empty last fields: count the fields of lines ending empty.
+        maybe_short = keep & chunk.iloc[:, -1].eq("").fillna(False).to_numpy(dtype=bool)
+        if maybe_short.any():
+            expected = len(chunk.columns)
+            got = np.zeros(len(chunk), dtype="int64")
+            got[maybe_short] = counts.of(lines[maybe_short])
+            short = maybe_short & (got < expected)
+            if short.any():
+                reasons = [_length_reason(n, expected) for n in got[short]]
+                rejects.append(_set_aside(chunk[short], lines[short], reasons))
+                keep &= ~short
+        duplicates = 0
+        if seen is not None and schema.ID in chunk.columns:
+            repeat, first = seen.check(chunk[schema.ID], lines, keep)
+            if repeat.any():
+                reasons = [
+                    f"{schema.ID}: repeats line {n} (each customer is scored once)" for n in first[repeat]
+                ]
+                rejects.append(_set_aside(chunk[repeat], lines[repeat], reasons))
+                keep &= ~repeat
+                duplicates = int(repeat.sum())
+        frame = chunk[keep] if not keep.all() else chunk
+        rejected = pd.concat(rejects, ignore_index=True) if len(rejects) > 1 else rejects[0]
+        rejected[LINE] = rejected[LINE].astype("int64")
+        rejected = rejected.reindex(columns=[LINE, REASON, *chunk.columns])
+        rejected = rejected.sort_values(LINE, kind="stable").reset_index(drop=True)
+        return Rows(frame.reset_index(drop=True), lines[keep], rejected, int(blank.sum()), duplicates)
 
     def read(self, *, unique_ids: bool = True) -> Rows:
         """Every row at once (see `chunks`)."""
@@ -236,10 +263,38 @@ class CsvInput:
                     skipped = []
                     for w in caught:
                         for number, reason in _SKIPPED.findall(str(w.message)):
+                            length = _TOO_MANY.fullmatch(reason.strip())
+                            if length:
+                                reason = _length_reason(int(length[2]), int(length[1]))
                             skipped.append((int(number), reason.strip()))
                     yield chunk, skipped
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"{self.name}: not a readable CSV ({str(exc).strip()})") from exc
+
+
+def _length_reason(fields: int, expected: int) -> str:
+    """The one reason of a line with the wrong number of fields (too few or too many)."""
+    return f"{fields} field{'' if fields == 1 else 's'}, expected {expected}"
+
+
+class _FieldCounts:
+    """Fields on given lines of an open CSV text file, read forward only (line numbers ascending)."""
+
+    def __init__(self, text) -> None:
+        self._text = text
+        self._next = 1  # the line `readline` returns next
+
+    def of(self, numbers: np.ndarray) -> list[int]:
+        out = []
+        for number in numbers.tolist():
+            while self._next < number:
+                self._text.readline()
+                self._next += 1
+            self._next += 1
+            line = self._text.readline()
+            quoted = '"' in line  # only a quoted field may hold a comma
+            out.append(len(next(csv.reader([line]), [])) if quoted else line.count(",") + 1)
+        return out
 
 
 def _set_aside(rows: pd.DataFrame, lines: np.ndarray, reasons: list[str]) -> pd.DataFrame:

@@ -228,7 +228,7 @@ def explanation_from(att: Attribution, row: int, customer: dict[str, Any], *, to
 
 
 def _pct(p: float) -> str:
-    return f"{100 * p:.0f}%"
+    return f"{p:.1%}"
 
 
 def format_points(points: float) -> str:

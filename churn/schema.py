@@ -94,6 +94,12 @@ RISK_LEVELS: tuple[str, ...] = ("Low", "Medium", "High")
 #: before the full DataFrame check: the app's hot path, a handful of customers per request.
 QUICK_ROWS = 16
 _PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+#: Services that only exist with another one: (column, the service it needs, its "no service" level).
+#: The level means "the customer has no such service": it is required exactly when the service is "No".
+DEPENDENT_SERVICES: tuple[tuple[str, str, str], ...] = (
+    ("MultipleLines", "PhoneService", NO_PHONE),
+    *((addon, "InternetService", NO_INTERNET) for addon in INTERNET_ADDONS),
+)
 _COLUMN_SET = frozenset(COLUMNS)
 
 
@@ -139,13 +145,17 @@ def row_problems(
 ) -> dict[int, list[str]]:
     """Per-row reasons (keyed by position) for rows that break a value rule; column problems raise.
 
-    Used by batch scoring to reject bad rows while still scoring the good ones.
+    Columns of a row that break the same rule share one reason ("OnlineSecurity, OnlineBackup: must
+    be …"). Used by batch scoring to reject bad rows while still scoring the good ones.
     """
-    reasons: dict[int, list[str]] = {}
+    broken: dict[int, dict[str, list[str]]] = {}
     for problem, mask in _value_checks(df, require_target=require_target, require_id=require_id):
         for pos in np.flatnonzero(mask.to_numpy()):
-            reasons.setdefault(int(pos), []).append(f"{problem.column}: {problem.rule}")
-    return reasons
+            broken.setdefault(int(pos), {}).setdefault(problem.rule, []).append(problem.column)
+    return {
+        pos: [f"{', '.join(columns)}: {rule}" for rule, columns in rules.items()]
+        for pos, rules in broken.items()
+    }
 
 
 def header_problems(names: list[str]) -> list[Problem]:
@@ -179,6 +189,7 @@ def _value_checks(df: pd.DataFrame, *, require_target: bool, require_id: bool):
         bad = ~values.astype("string").isin(levels).fillna(False)
         if bad.any():
             yield Problem(col, f"must be one of {list(levels)}"), bad
+    yield from _service_checks(df)
     for col, (lo, hi, whole) in NUMERIC.items():
         if col not in df.columns:
             continue
@@ -221,6 +232,28 @@ def _value_checks(df: pd.DataFrame, *, require_target: bool, require_id: bool):
         dup = ids.duplicated(keep="first") & ~bad
         if dup.any():
             yield Problem(ID, "must be unique (duplicated customer id)"), dup
+
+
+def _service_rule(service: str, none: str, has_service: bool) -> str:
+    if has_service:
+        return f"can be '{none}' only when {service} is 'No'"
+    return f"must be '{none}' when {service} is 'No'"
+
+
+def _service_checks(df: pd.DataFrame):
+    """Yield (problem, row mask) where a service's level contradicts the service it depends on
+    (`DEPENDENT_SERVICES`); rows with a level outside the allowed ones are left to the level rule."""
+    for col, service, none in DEPENDENT_SERVICES:
+        if col not in df.columns or service not in df.columns:
+            continue
+        values, main = df[col].astype("string"), df[service].astype("string")
+        known = (values.isin(CATEGORICAL[col]) & main.isin(CATEGORICAL[service])).fillna(False)
+        without = main.eq("No").fillna(False)
+        mismatch = known & (values.eq(none).fillna(False) != without)
+        for has_service in (False, True):
+            bad = mismatch & (without != has_service)
+            if bad.any():
+                yield Problem(col, _service_rule(service, none, has_service)), bad
 
 
 def validate(
@@ -284,6 +317,9 @@ def valid_record(record: Mapping[str, Any]) -> bool:
         return False
     for col, levels in CATEGORICAL.items():
         if record.get(col) not in levels:
+            return False
+    for col, service, none in DEPENDENT_SERVICES:
+        if (record[col] == none) != (record[service] == "No"):
             return False
     for col, (lo, hi, whole) in NUMERIC.items():
         value = record.get(col)

@@ -75,14 +75,25 @@ def seed_traffic(root: Path, n: int = 800, seed: int = 7) -> int:
     return logged
 
 
+#: The line of `batch_csv` that lacks a field (tenure), and its reason.
+SHORT_LINE, SHORT_REASON = 13, "20 fields, expected 21"
+
+
 def batch_csv(path: Path, rows: int = 120, seed: int = 11) -> Path:
-    """Synthetic customers to upload, with two rows that break a rule (rejected with reasons)."""
+    """Synthetic customers to upload, with three rows that break a rule and one line a field short
+    (each rejected with its reason)."""
     from churn import synth
 
     df = synth.generate(rows=rows, seed=seed)
     df.loc[3, "tenure"] = "-5"
     df.loc[7, "Contract"] = "Weekly"
+    with_internet = df.index[df["InternetService"] != "No"][5]
+    df.loc[with_internet, "InternetService"] = "No"  # its add-ons say Yes / No
     df.to_csv(path, index=False)
+    lines = path.read_text().splitlines()
+    fields = lines[SHORT_LINE - 1].split(",")
+    lines[SHORT_LINE - 1] = ",".join(fields[:5] + fields[6:])
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 

@@ -104,6 +104,12 @@ def traces(plot: dict) -> list[dict]:
     return [{k: decode(v) for k, v in trace.items()} for trace in json.loads(plot["plot"])["data"]]
 
 
+def shown(percent: str) -> float:
+    """The probability behind a percentage the app shows ("78.1%" -> 0.781)."""
+    assert percent.endswith("%") and len(percent.rsplit(".", 1)[-1]) == 2, percent  # one decimal
+    return float(percent[:-1]) / 100
+
+
 def test_every_event_has_an_api_name(client):
     api = client.view_api(return_format="dict", print_info=False)
     assert set(api["named_endpoints"]) == EXPECTED_ENDPOINTS
@@ -117,11 +123,13 @@ def test_predict_matches_the_predictor_and_logs_once(client, store, reference):
     result = client.predict(**HIGH_RISK, api_name="/predict")
     probability, risk, explanation, chart, actions, email, note, _decision, _eml = result
     expected = float(reference.predict(HIGH_RISK)[serving.PROBABILITY].iloc[0])
-    assert probability == pytest.approx(expected, abs=1e-12)
+    assert probability == f"{100 * expected:.1f}%"
     assert risk == serving.risk_levels([expected], reference.settings)[0]
-    assert f"{100 * expected:.0f}% churn probability" in explanation
+    assert f"{100 * expected:.1f}% churn probability" in explanation
     assert traces(chart)[0]["type"] == "waterfall"
     assert actions["headers"][0] == "Action" and all(0 <= row[1] <= 1 for row in actions["data"])
+    shown_after = [row[1] for row in actions["metadata"]["display_value"]]  # numbers, shown as percentages
+    assert shown_after == [f"{100 * row[1]:.1f}%" for row in actions["data"]]
     assert email.startswith("Subject: ") and "Customer Care" in email
     assert "template" in note and "GROQ_API_KEY" in note
     assert store.count() == before + 1
@@ -152,7 +160,7 @@ def test_predict_decides_and_exports_the_email_as_eml(client, reference):
 def test_predict_uses_the_form_defaults_for_missing_fields(client, reference):
     probability = client.predict(tenure=5, api_name="/predict")[0]
     expected = reference.predict({**DEFAULT, "tenure": 5})[serving.PROBABILITY].iloc[0]
-    assert probability == pytest.approx(float(expected), abs=1e-12)
+    assert probability == f"{100 * expected:.1f}%"
 
 
 def test_eight_requests_at_once_are_all_served_and_logged(served, client, store):
@@ -161,7 +169,7 @@ def test_eight_requests_at_once_are_all_served_and_logged(served, client, store)
     before = store.count()
     jobs = [client.submit(**{**DEFAULT, "tenure": 10 + i}, api_name="/predict") for i in range(8)]
     probabilities = [job.result(timeout=120)[0] for job in jobs]
-    assert all(0 <= p <= 1 for p in probabilities)
+    assert all(0 <= shown(p) <= 1 for p in probabilities)
     assert store.count() == before + 8
 
 
@@ -171,7 +179,7 @@ def test_examples_fill_the_form_and_rank_risk(client):
     assert high == HIGH_RISK and low == LOW_RISK
     p_high = client.predict(**high, api_name="/predict")[0]
     p_low = client.predict(**low, api_name="/predict")[0]
-    assert p_high > 0.5 > p_low
+    assert shown(p_high) > 0.5 > shown(p_low)
 
 
 @pytest.mark.parametrize(
@@ -182,6 +190,18 @@ def test_examples_fill_the_form_and_rank_risk(client):
         ({"MonthlyCharges": None}, ["MonthlyCharges must be a number"]),
         ({"tenure": 2.5}, ["tenure must be a whole number"]),
         ({"gender": ""}, ["gender must be one of"]),
+        (
+            {"OnlineBackup": "Yes", "InternetService": "No"},
+            ["OnlineBackup must be 'No internet service' when InternetService is 'No'"],
+        ),
+        (
+            {"MultipleLines": "No", "PhoneService": "No"},
+            ["MultipleLines must be 'No phone service' when PhoneService is 'No'"],
+        ),
+        (
+            {"StreamingTV": "No internet service"},
+            ["StreamingTV can be 'No internet service' only when InternetService is 'No'"],
+        ),
     ],
 )
 def test_bad_input_names_the_field_and_logs_nothing(client, store, bad, messages):
@@ -192,7 +212,7 @@ def test_bad_input_names_the_field_and_logs_nothing(client, store, bad, messages
     for field, message in zip(bad, messages, strict=False):
         assert f"- {field}: {message}" in text
     assert store.count() == before
-    assert 0 <= client.predict(**DEFAULT, api_name="/predict")[0] <= 1  # still serving
+    assert 0 <= shown(client.predict(**DEFAULT, api_name="/predict")[0]) <= 1  # still serving
 
 
 def _csv(tmp_path, name, frame):
@@ -205,22 +225,31 @@ def test_batch_scores_valid_rows_and_lists_rejects(client, store, project, refer
     raw = pd.read_csv(project / "data/raw/synthetic.csv", dtype=str, keep_default_na=False).head(40)
     raw.loc[3, "tenure"] = "-5"
     raw.loc[7, "Contract"] = "Weekly"
+    with_internet = raw.index[raw["InternetService"] != "No"][-1]  # the add-ons rule, as for the form
+    raw.loc[with_internet, "InternetService"] = "No"
     before = store.count()
     scored_path, summary, chart, rejects = client.predict(
         handle_file(str(_csv(tmp_path, "customers.csv", raw))), False, api_name="/batch"
     )
     scored = pd.read_csv(scored_path, dtype={"tenure": str})
-    assert len(scored) == 38 and store.count() == before + 38
-    expected = reference.predict(raw.drop(index=[3, 7]).drop(columns=["customerID", "Churn"]))
+    assert len(scored) == 37 and store.count() == before + 37
+    good = raw.drop(index=[3, 7, with_internet])
+    expected = reference.predict(good.drop(columns=["customerID", "Churn"]))
     assert scored[serving.PROBABILITY].to_numpy() == pytest.approx(expected[serving.PROBABILITY].to_numpy())
-    assert "38 customers scored, 2 rejected" in summary
+    assert "37 customers scored, 3 rejected" in summary
     counts = scored[serving.RISK].value_counts()
     for level in schema.RISK_LEVELS:
         assert f"| {level} | {int(counts.get(level, 0)):,} |" in summary
     assert traces(chart)[0]["type"] == "histogram"
-    reasons = {row[0]: row[1] for row in rejects["data"]}  # CSV line numbers: the header is line 1
-    assert set(reasons) == {5, 9} and reasons[5] == "tenure: must be between 0 and 1200"
+    assert rejects["headers"][:3] == ["customerID", "line", "reason"]  # who, where, why
+    reasons = {row[1]: row[2] for row in rejects["data"]}  # CSV line numbers: the header is line 1
+    assert {row[0] for row in rejects["data"]} == set(raw.loc[[3, 7, with_internet], "customerID"])
+    assert set(reasons) == {5, 9, with_internet + 2} and reasons[5] == "tenure: must be between 0 and 1200"
     assert reasons[9].startswith("Contract: must be one of")
+    assert reasons[with_internet + 2] == (
+        "OnlineSecurity, OnlineBackup, DeviceProtection, TechSupport, StreamingTV, StreamingMovies: "
+        "must be 'No internet service' when InternetService is 'No'"
+    )
 
 
 def test_batch_rejects_bad_files_next_to_the_upload(client, store, project, tmp_path):

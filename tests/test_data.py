@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,10 +61,31 @@ def test_read_raw_errors_name_the_file(tmp_path):
         data.read_raw(broken)
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n1,2\n1,2,3\n")
-    with pytest.raises(
-        data.DataError, match="ragged.csv: not a readable CSV .line 3: expected 2 fields, saw 3"
-    ):
+    with pytest.raises(data.DataError, match="ragged.csv: not a readable CSV .line 3: 3 fields, expected 2"):
         data.read_raw(ragged)
+
+
+def test_a_line_with_too_few_or_too_many_fields_gets_one_length_reason(synthetic_raw, tmp_path):
+    lines = [",".join(schema.COLUMNS), *(",".join(r) for r in synthetic_raw.head(8).to_numpy().tolist())]
+    fields = lines[2].split(",")
+    lines[2] = ",".join(fields[:5] + fields[6:])  # tenure left out: 20 fields, the rest shifted left
+    lines[4] = lines[4].rsplit(",", 1)[0] + ","  # 21 fields, the last one empty: a row like any other
+    lines[5] = '"9999,ABCDE"'  # 1 field (quoted, with a comma inside)
+    lines[7] += ",extra"
+    path = tmp_path / "short.csv"
+    path.write_text("\n".join(lines) + "\n")
+    for size in (3, 100):  # lines checked across chunk boundaries too
+        parts = list(data.CsvInput(path).chunks(size))
+        rejects = pd.concat([p.rejects for p in parts], ignore_index=True)
+        assert list(zip(rejects[data.LINE], rejects[data.REASON], strict=True)) == [
+            (3, "20 fields, expected 21"),
+            (6, "1 field, expected 21"),
+            (8, "22 fields, expected 21"),
+        ]
+        assert rejects.loc[0, schema.ID] == synthetic_raw.loc[1, schema.ID]
+        kept = np.concatenate([p.lines for p in parts]).tolist()
+        assert kept == [2, 4, 5, 7, 9]
+        assert pd.concat([p.frame for p in parts]).iloc[2][schema.TARGET] == ""
 
 
 def test_summary_figures(prepared):

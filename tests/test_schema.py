@@ -117,6 +117,8 @@ def _mutations(base: dict) -> list[dict]:
         float("inf"),
         "Fiber optic",
         "Two year",
+        schema.NO_INTERNET,
+        schema.NO_PHONE,
     ]
     out = [dict(base)]
     for col in schema.FEATURES:
@@ -139,6 +141,40 @@ def test_valid_record_never_accepts_what_validate_refuses(synthetic_raw):
         accepted += 1
         schema.validate(pd.DataFrame([record]), require_target=False, require_id=False, allow_extra=False)
     assert schema.valid_record(base) and accepted > 20  # the fast path really takes plain customers
+
+
+def test_services_a_customer_lacks_follow_one_rule_everywhere(synthetic_raw):
+    df = synthetic_raw.head(40).reset_index(drop=True)
+    internet = df.index[df["InternetService"] != "No"]
+    offline = df.index[df["InternetService"] == "No"][0]
+    phone = df.index[(df["PhoneService"] == "Yes") & ~df.index.isin([*internet[:3], offline])][0]
+    bad = df.copy()
+    bad.loc[internet[0], "InternetService"] = "No"  # its add-ons say Yes / No: not possible
+    bad.loc[offline, "TechSupport"] = "Yes"
+    bad.loc[internet[1], "StreamingTV"] = schema.NO_INTERNET
+    bad.loc[phone, ["PhoneService", "MultipleLines"]] = ["No", "Yes"]
+    bad.loc[internet[2], "InternetService"] = "Cable"  # the level rule alone: no add-on complaint
+    no_internet = "must be 'No internet service' when InternetService is 'No'"
+    reasons = schema.row_problems(bad)
+    assert reasons[internet[0]] == [f"{', '.join(schema.INTERNET_ADDONS)}: {no_internet}"]  # one reason
+    assert reasons[offline] == [f"TechSupport: {no_internet}"]
+    assert reasons[internet[1]] == [
+        "StreamingTV: can be 'No internet service' only when InternetService is 'No'"
+    ]
+    assert reasons[phone] == ["MultipleLines: must be 'No phone service' when PhoneService is 'No'"]
+    assert reasons[internet[2]] == [
+        f"InternetService: must be one of {list(schema.CATEGORICAL['InternetService'])}"
+    ]
+    assert set(reasons) == {internet[0], internet[1], internet[2], offline, phone}
+    by_col = {(p.column, p.rule): p.rows for p in _errors(bad).problems}
+    assert by_col[("TechSupport", no_internet)] == tuple(sorted([internet[0] + 2, offline + 2]))
+    for row in set(reasons) - {internet[2]}:
+        record = {c: bad.loc[row, c] for c in schema.FEATURES}
+        assert not schema.valid_record(record)
+        with pytest.raises(schema.SchemaError, match="when (Internet|Phone)Service is 'No'"):
+            schema.customers(record, "form")
+    consistent = df.loc[offline, list(schema.FEATURES)].to_dict()
+    assert schema.valid_record(consistent) or schema.customers(consistent)
 
 
 def test_customers_is_the_one_way_in_and_names_the_rule(synthetic_raw):

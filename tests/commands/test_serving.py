@@ -51,7 +51,7 @@ def _relabel(lines: list[str], bad_rows: dict) -> dict[int, str]:
         if number == 1 or not line:
             continue
         if len(fields) != len(schema.COLUMNS):
-            found[number] = f"expected {len(schema.COLUMNS)} fields, saw {len(fields)}"
+            found[number] = f"{len(fields)} fields, expected {len(schema.COLUMNS)}"
             continue
         row = dict(zip(schema.COLUMNS, fields, strict=True))
         for col, (value, reason) in bad_rows.items():
