@@ -135,7 +135,8 @@ def _predicted(page) -> None:
     page.click("#predict-btn")
     page.locator("#shap-chart .js-plotly-plot").first.wait_for(timeout=shots.TIMEOUT_MS)
     page.wait_for_function(
-        "() => document.querySelector('#email textarea').value.includes('Customer Care')",
+        "() => { const v = document.querySelector('#email textarea').value;"
+        " return v.includes('Customer Care') || v.startsWith('Internal note'); }",  # an email or a note
         timeout=shots.TIMEOUT_MS,
     )
 
