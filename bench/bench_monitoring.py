@@ -71,7 +71,8 @@ def monitor_for(store: PredictionStore | None = None, splits: dict[str, str] | N
     def load_predictor():
         from churn.serving import Predictor
 
-        return Predictor.load(model=settings.model, root=ROOT, log=False)
+        # `splits` names the model this benchmark just trained in its temp folder: trusted
+        return Predictor.load(model=settings.model, root=ROOT, log=False, trust_model=bool(splits))
 
     return Monitor(settings, store, root=ROOT, load_predictor=load_predictor)
 

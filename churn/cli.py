@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from churn.redact import redact_url
@@ -52,14 +53,26 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"churn {args.command}: {redact_url(exc.strerror or str(exc))}{where}\n")
         return 1
     except Exception as exc:
-        if not type(exc).__module__.startswith("sqlalchemy."):
+        if not type(exc).__module__.startswith(DATABASE_ERRORS):
             raise
+        # a database that is down, refuses the password, or breaks: one line, the URL redacted
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        sys.stderr.write(
-            f"churn {args.command}: cannot use the prediction log (CHURN_DB_URL): {redact_url(first)}\n"
-        )
+        sys.stderr.write(f"churn {args.command}: {_log_named(args)}: {redact_url(first)}\n")
         return 1
     return int(code or 0)
+
+
+#: Modules whose errors mean the prediction log's database cannot be used (down, a refused
+#: password, a broken file): SQLAlchemy wraps the driver's errors; psycopg's own surface from COPY.
+DATABASE_ERRORS = ("sqlalchemy.", "psycopg")
+
+
+def _log_named(args: argparse.Namespace) -> str:
+    """Which prediction log failed, as the error line names it: the setting, then its URL (redacted)."""
+    if getattr(args, "db", None):
+        return f"cannot use the prediction log (--db) at {redact_url(args.db)}"
+    url = os.environ.get("CHURN_DB_URL")
+    return "cannot use the prediction log (CHURN_DB_URL)" + (f" at {redact_url(url)}" if url else "")
 
 
 if __name__ == "__main__":

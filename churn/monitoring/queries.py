@@ -21,6 +21,7 @@ from churn.monitoring.tables import (
     alerts,
     committed_only,
     committed_rows,
+    floor_int,
     grid_key,
     hidden_batches,
     hidden_rows_within,
@@ -28,7 +29,12 @@ from churn.monitoring.tables import (
     predictions,
 )
 
+#: Above every id (a BIGINT literal: PostgreSQL refuses it as an INTEGER, yet compares the two by index).
 _MAX_ID = 2**63 - 1
+#: Databases that count a window holding most of the table as the whole table (index-only scans of
+#: the per-feature indexes) minus the rest. On PostgreSQL (indexes alone once the table is vacuumed)
+#: drift over 1M of 1.05M rows took 2.2-2.5 s this way against 5.3 s scanning the window.
+INDEX_ONLY_DIALECTS = ("sqlite", "postgresql")
 #: Customer ids per IN (…) lookup.
 BATCH_ROWS = 1_000
 
@@ -131,7 +137,7 @@ class Queries:
                         sa.select(t.id).where(*conds, t.id <= hi).order_by(t.id.desc()).limit(1).offset(n - 1)
                     ).scalar_one()
         whole_ids = not conds and (hi - lo + 1) == n
-        if whole_ids and self.dialect == "sqlite" and 2 * n >= last - first + 1:
+        if whole_ids and self.dialect in INDEX_ONLY_DIALECTS and 2 * n >= last - first + 1:
             return Selection(window, (t.id >= lo, t.id <= hi), int(n), bounds=(int(lo), int(hi)))
         return Selection(window, (*conds, t.id >= lo, t.id <= hi), int(n))
 
@@ -202,7 +208,7 @@ class Queries:
                 # two-sided id ranges: the planner reads them by primary key, not by a full index scan
                 sa.select(k, (-n).label("n")).where(notnull, predictions.c.id.between(0, lo - 1)).group_by(k),
                 sa.select(k, (-n).label("n"))
-                .where(notnull, predictions.c.id.between(hi + 1, _MAX_ID))
+                .where(notnull, predictions.c.id.between(hi + 1, sa.literal(_MAX_ID, sa.BigInteger)))
                 .group_by(k),
             ).subquery()
             total = sa.func.sum(parts.c.n)
@@ -272,7 +278,7 @@ class Queries:
         if not isinstance(bins, int) or bins < 1:
             raise ValueError(f"bins must be a positive whole number, got {bins!r}")
         bucket = self.bucket_expr(unit)
-        raw = sa.cast(predictions.c.probability * bins, sa.Integer)
+        raw = floor_int(predictions.c.probability * bins)
         b = sa.case((raw >= bins, bins - 1), else_=raw).label("bin")
         stmt = (
             sa.select(bucket, b, sa.func.count().label("n"))

@@ -73,7 +73,13 @@ def grid_key(name: str) -> sa.ColumnElement[int]:
         return col
     scale = distributions.grid_scale(GRID_COLUMNS[name])
     shifted = (col if scale == 1 else col * sa.literal_column(str(scale))) + sa.literal_column("0.5")
-    return _FloorInt(shifted)
+    return floor_int(shifted)
+
+
+def floor_int(value: sa.ColumnElement[float]) -> sa.ColumnElement[int]:
+    """floor(`value`) as a whole number in every database (not CAST alone: PostgreSQL's rounds).
+    `value` must not be negative (SQLite truncates)."""
+    return _FloorInt(value)
 
 
 class _FloorInt(sa.sql.functions.FunctionElement):

@@ -215,8 +215,8 @@ def test_config_rejects_bad_thresholds():
 # -- SQL summaries equal in-memory ones ---------------------------------------------------------------
 
 
-def _logged(tmp_path, frame: pd.DataFrame, proba: np.ndarray, start: datetime) -> PredictionStore:
-    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+def _logged(db_url, frame: pd.DataFrame, proba: np.ndarray, start: datetime) -> PredictionStore:
+    store = PredictionStore(db_url)
     results = pd.DataFrame(
         {
             "probability": proba,
@@ -239,11 +239,11 @@ def _assert_same(a: distributions.Summary, b: distributions.Summary) -> None:
         assert series.to_dict() == b.categorical[col].to_dict(), col
 
 
-def test_sql_summary_equals_pandas_summary_for_every_kind_of_window(tmp_path):
+def test_sql_summary_equals_pandas_summary_for_every_kind_of_window(db_url):
     frame = fresh(400, 106)
     proba = np.random.default_rng(6).random(len(frame))
     start = datetime(2026, 5, 1, tzinfo=UTC)
-    store = _logged(tmp_path, frame, proba, start)
+    store = _logged(db_url, frame, proba, start)
     cases = {
         Window(last=400): slice(0, 400),  # whole table → "all minus complement" path
         Window(last=300): slice(100, 400),  # most of the table → same path, with a complement
@@ -259,12 +259,12 @@ def test_sql_summary_equals_pandas_summary_for_every_kind_of_window(tmp_path):
     store.dispose()
 
 
-def test_rows_logged_after_a_selection_do_not_leak_into_it(tmp_path):
+def test_rows_logged_after_a_selection_do_not_leak_into_it(db_url):
     frame = fresh(200, 107)
     proba = np.full(len(frame), 0.2)
-    store = _logged(tmp_path, frame, proba, datetime(2026, 5, 1))
+    store = _logged(db_url, frame, proba, datetime(2026, 5, 1))
     selection = store.select(Window(last=200))
-    _logged(tmp_path, frame.head(50), np.full(50, 0.9), datetime(2026, 5, 2))
+    _logged(db_url, frame.head(50), np.full(50, 0.9), datetime(2026, 5, 2))
     assert store.summarize(selection).n == 200
     assert store.numeric_counts("probability", selection).to_dict() == {0.2: 200}
     assert store.numeric_counts("probability").sum() == 250

@@ -89,7 +89,7 @@ def test_live_metrics_over_time_by_week():
         performance.live_over_time(frame, "fortnight")
 
 
-def test_time_series_match_pandas(tmp_path):
+def test_time_series_match_pandas(db_url):
     df, _ = data.clean(synth.generate(rows=120, seed=5))
     proba = np.linspace(0, 1, 120)
     start = datetime(2026, 3, 1, 22, tzinfo=UTC)
@@ -101,7 +101,7 @@ def test_time_series_match_pandas(tmp_path):
             "created_at": [start + timedelta(minutes=3 * i) for i in range(120)],
         }
     )
-    store = PredictionStore(f"sqlite:///{tmp_path / 'log.db'}")
+    store = PredictionStore(db_url)
     store.log_frame(df, results)
     hours = pd.to_datetime(results["created_at"]).dt.tz_convert(None).dt.strftime("%Y-%m-%d %H:00")
     vol = timeseries.volume(store, "hour")
