@@ -206,16 +206,14 @@ class CsvInput:
             got[maybe_short] = counts.of(lines[maybe_short])
             short = maybe_short & (got < expected)
             if short.any():
-                reasons = [_length_reason(n, expected) for n in got[short]]
+                reasons = [length_reason(n, expected) for n in got[short]]
                 rejects.append(_set_aside(chunk[short], lines[short], reasons))
                 keep &= ~short
         duplicates = 0
         if seen is not None and schema.ID in chunk.columns:
             repeat, first = seen.check(chunk[schema.ID], lines, keep)
             if repeat.any():
-                reasons = [
-                    f"{schema.ID}: repeats line {n} (each customer is scored once)" for n in first[repeat]
-                ]
+                reasons = [repeat_reason(n) for n in first[repeat]]
                 rejects.append(_set_aside(chunk[repeat], lines[repeat], reasons))
                 keep &= ~repeat
                 duplicates = int(repeat.sum())
@@ -265,16 +263,21 @@ class CsvInput:
                         for number, reason in _SKIPPED.findall(str(w.message)):
                             length = _TOO_MANY.fullmatch(reason.strip())
                             if length:
-                                reason = _length_reason(int(length[2]), int(length[1]))
+                                reason = length_reason(int(length[2]), int(length[1]))
                             skipped.append((int(number), reason.strip()))
                     yield chunk, skipped
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"{self.name}: not a readable CSV ({str(exc).strip()})") from exc
 
 
-def _length_reason(fields: int, expected: int) -> str:
-    """The one reason of a line with the wrong number of fields (too few or too many)."""
+def length_reason(fields: int, expected: int) -> str:
+    """The one reason of a line with the wrong number of fields (too few or too many; either engine)."""
     return f"{fields} field{'' if fields == 1 else 's'}, expected {expected}"
+
+
+def repeat_reason(first_line: int) -> str:
+    """Why a row repeating an earlier row's customerID is set aside (batch scoring, either engine)."""
+    return f"{schema.ID}: repeats line {first_line} (each customer is scored once)"
 
 
 class _FieldCounts:

@@ -42,21 +42,36 @@ def _load_mlflow(uri: str, root: Path) -> tuple[Any, str, str]:
 
     try:
         pipeline = mlflow.sklearn.load_model(uri)
-        if uri.startswith("runs:/"):
-            run_id = uri[len("runs:/") :].split("/")[0]
-            return pipeline, f"run-{run_id[:8]}", run_id
-        ref = uri[len("models:/") :].strip("/")
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-        else:
-            name, _, version = ref.partition("/")
-        return pipeline, ref, str(version)
+        name, version = mlflow_version(uri, root)
+        return pipeline, name, version
     except MlflowException as exc:
-        from churn.redact import redact_url
+        raise mlflow_error(uri, root, exc) from exc
 
-        raise FileNotFoundError(
-            redact_url(
-                f"{uri}: cannot load this model from MLflow at {registry.tracking_uri(root)} ({exc.message})"
-            )
-        ) from exc
+
+def mlflow_version(uri: str, root: str | Path = ".") -> tuple[str, str]:
+    """(model name, version) of an MLflow URI: `run-<id8>` and the run id for runs:/, else the
+    registered reference and its registry version (an alias looked up in the configured store)."""
+    from churn import registry
+
+    mlflow = registry.connect(root)
+    if uri.startswith("runs:/"):
+        run_id = uri[len("runs:/") :].split("/")[0]
+        return f"run-{run_id[:8]}", run_id
+    ref = uri[len("models:/") :].strip("/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        version = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+    else:
+        name, _, version = ref.partition("/")
+    return ref, str(version)
+
+
+def mlflow_error(uri: str, root: str | Path, exc: Exception) -> FileNotFoundError:
+    """The one-line error for a model MLflow cannot load (the store's URL redacted)."""
+    from churn import registry
+    from churn.redact import redact_url
+
+    reason = getattr(exc, "message", None) or str(exc)
+    return FileNotFoundError(
+        redact_url(f"{uri}: cannot load this model from MLflow at {registry.tracking_uri(root)} ({reason})")
+    )

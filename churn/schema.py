@@ -6,10 +6,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from churn.settings import ServingSettings
 
 ID = "customerID"
 TARGET = "Churn"
@@ -101,6 +104,14 @@ DEPENDENT_SERVICES: tuple[tuple[str, str, str], ...] = (
     *((addon, "InternetService", NO_INTERNET) for addon in INTERNET_ADDONS),
 )
 _COLUMN_SET = frozenset(COLUMNS)
+
+
+def risk_levels(probability: Any, settings: ServingSettings) -> np.ndarray:
+    """Low below `medium`, High at or above `high`, Medium between (`serving.risk_bands`)."""
+    p = np.asarray(probability, dtype="float64")
+    return np.where(
+        p >= settings.risk_bands.high, "High", np.where(p >= settings.risk_bands.medium, "Medium", "Low")
+    )
 
 
 class SchemaError(ValueError):

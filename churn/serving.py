@@ -22,6 +22,7 @@ from churn.io import file_sha256
 from churn.model_ref import resolve_model
 from churn.params import load_params
 from churn.paths import Layout
+from churn.schema import risk_levels
 from churn.settings import BaseSettings, EconomicsSettings, ServingSettings
 
 if TYPE_CHECKING:
@@ -29,14 +30,6 @@ if TYPE_CHECKING:
     from churn.monitoring.store import PredictionStore
 
 log = logging.getLogger(__name__)
-
-
-def risk_levels(probability: np.ndarray, settings: ServingSettings) -> np.ndarray:
-    """Low below `medium`, High at or above `high`, Medium between."""
-    p = np.asarray(probability, dtype="float64")
-    return np.where(
-        p >= settings.risk_bands.high, "High", np.where(p >= settings.risk_bands.medium, "Medium", "Low")
-    )
 
 
 @functools.cache

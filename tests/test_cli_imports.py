@@ -9,6 +9,7 @@ import textwrap
 
 #: Libraries a parser must not load: each costs a large part of a second or more to import.
 HEAVY = ("numpy", "pandas", "sklearn", "scipy", "pyarrow", "joblib", "mlflow", "sqlalchemy", "shap", "gradio")
+HEAVY += ("pyspark",)  # `churn predict --engine spark` imports it only when it runs
 
 #: Builds the parser, prints every command path's help, and reports which heavy modules got loaded.
 PROBE = textwrap.dedent(

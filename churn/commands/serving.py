@@ -11,19 +11,59 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from churn.commands import UsageError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="score a CSV of customers (streamed in chunks)")
-    p.add_argument("input", help="CSV of customers in the Telco format (customerID and Churn optional)")
-    p.add_argument("-o", "--output", required=True, help="output CSV: the input columns + predictions")
+    p = sub.add_parser(
+        "predict",
+        help="score a CSV of customers (streamed in chunks, or on Spark with --engine spark)",
+        description="Score a file of customers. The local engine streams a CSV through the Predictor and "
+        "logs the predictions; --engine spark scores a CSV or Parquet file with mlflow.pyfunc.spark_udf "
+        "on the registered model (same output columns and reject reasons). " + _SPARK_LOG_NOTE,
+    )
+    p.add_argument(
+        "input",
+        help="customers in the Telco format (customerID and Churn optional): CSV, "
+        "or CSV / Parquet with --engine spark",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file: the input columns + predictions (.csv, or .csv / .parquet with --engine spark)",
+    )
     _model_option(p)
+    p.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local: one process, chunked (default); spark: Apache Spark (the `spark` extra and Java)",
+    )
+    p.add_argument(
+        "--master",
+        help="Spark master for --engine spark, e.g. spark://host:7077 (default: env SPARK_MASTER, else local[*])",
+    )
+    p.add_argument(
+        "--model-uri",
+        help="MLflow model for --engine spark (default: models:/<params.yaml mlflow.registered_model>@<--model>, "
+        "i.e. the registered champion)",
+    )
     p.add_argument(
         "--explain",
         action="store_true",
         help="add top_reasons, shap_base and shap_<feature> columns (probability units)",
     )
-    p.add_argument("--no-log", action="store_true", help="do not write the predictions to the prediction log")
-    p.add_argument("--rejects", help="CSV for rows that fail validation (default: OUTPUT.rejects.csv)")
+    p.add_argument(
+        "--no-log",
+        action="store_true",
+        help="do not write the predictions to the prediction log (--engine spark never writes it)",
+    )
+    p.add_argument(
+        "--rejects",
+        help="file for rows that fail validation (default: OUTPUT.rejects.csv, "
+        "or .rejects.parquet for a Parquet OUTPUT)",
+    )
     p.add_argument("--chunk-size", type=int, help="rows per chunk (default: params.yaml serving.chunk_size)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_predict)
@@ -59,7 +99,20 @@ def _model_option(p: argparse.ArgumentParser) -> None:
 # -- predict ---------------------------------------------------------------------------------------
 
 
+_SPARK_LOG_NOTE = (
+    "The Spark engine does not write the prediction log (it records what the app and local batches "
+    "serve; one database writer is no place for millions of rows a run): to log a file's predictions, "
+    "score it with the local engine; to check a Spark batch for drift, `churn monitor drift --current IN`."
+)
+
+
 def _predict(args: argparse.Namespace) -> int:
+    if args.engine == "spark":
+        return _predict_spark(args)
+    if args.model_uri or args.master:
+        raise UsageError("--model-uri and --master are for --engine spark (the local engine takes --model)")
+    if Path(args.input).suffix.lower() == ".parquet" or Path(args.output).suffix.lower() == ".parquet":
+        raise UsageError("Parquet files need --engine spark (the local engine reads and writes CSV)")
     from churn.batch import score_csv
     from churn.serving import Predictor
 
@@ -89,6 +142,64 @@ def _predict(args: argparse.Namespace) -> int:
         )
     sys.stderr.write(
         f"scored {summary['scored']:,} of {summary['rows']:,} rows with {predictor.model_name} "
+        f"in {summary['seconds']:.1f} s{rejected}; wrote {summary['output']}; {summary['log']}\n"
+    )
+    return 0 if summary["scored"] else 1
+
+
+def _predict_spark(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from churn import spark_batch, spark_session
+    from churn.params import load_params, read
+    from churn.paths import Layout
+    from churn.settings import MlflowSettings, ServingSettings
+
+    if args.explain or args.chunk_size is not None:
+        raise UsageError("--explain and --chunk-size are for the local engine (not --engine spark)")
+    try:
+        for path, what in ((args.input, "input"), (args.output, "output"), (args.rejects, "rejects file")):
+            if path is not None:
+                spark_batch.file_format(path, what)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if "://" in args.output or (args.rejects and "://" in args.rejects):
+        raise UsageError(
+            "--engine spark writes OUTPUT and --rejects on this machine's filesystem: give paths"
+        )
+    params_path = Layout(".").params
+    params = load_params(params_path)
+    model_uri = args.model_uri
+    if model_uri is None:
+        if args.model.startswith(("models:/", "runs:/")):
+            model_uri = args.model
+        elif args.model in ("champion", "challenger"):
+            name = read(params, MlflowSettings, str(params_path)).registered_model
+            model_uri = f"models:/{name}@{args.model}"
+        else:
+            raise UsageError(
+                "--engine spark scores an MLflow model: give --model-uri (or --model champion, "
+                "challenger or a models:/ or runs:/ URI)"
+            )
+    settings = ServingSettings.from_params(params.get("serving"))
+    master = args.master or os.environ.get("SPARK_MASTER") or spark_session.DEFAULT_MASTER
+    try:
+        spark_session.preflight(master)  # before the model: each problem in seconds, not after a download
+        with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="churn-model-") as folder:
+            model = spark_batch.prepare_model(model_uri, folder)  # a bad URI fails before Spark starts
+            with spark_session.session(master) as spark:
+                summary = spark_batch.score_file(
+                    spark, args.input, args.output, model=model, settings=settings, rejects_path=args.rejects
+                )
+    except spark_session.SparkError as exc:
+        raise UsageError(str(exc)) from exc
+    except (KeyboardInterrupt, Terminated) as exc:
+        sys.stderr.write(f"\nchurn predict: {str(exc) or 'interrupted'}: no output written\n")
+        return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
+    rejected = f", rejected {summary['rejected']:,} (see {summary['rejects']})" if summary["rejected"] else ""
+    sys.stderr.write(
+        f"scored {summary['scored']:,} of {summary['rows']:,} rows with {model_uri} on Spark ({master}) "
         f"in {summary['seconds']:.1f} s{rejected}; wrote {summary['output']}; {summary['log']}\n"
     )
     return 0 if summary["scored"] else 1

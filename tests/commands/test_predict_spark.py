@@ -1,0 +1,156 @@
+"""`churn predict --engine spark`: real pyspark in local mode against the local engine, same model and rows."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn import cli
+
+MODEL = "models:/churn-model@champion"  # the built project's registered champion, for both engines
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _read(path) -> pd.DataFrame:
+    if str(path).endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def project(project_root, real_csv, tmp_path_factory):
+    """(built project, 10,000 real customers with 4 broken rows): rows drawn with replacement
+    (seed 13), each given its own customerID; then a bad level, a non-number, a repeated id and a
+    line with one field too many, so both readers and the value rules reject something."""
+    rows = pd.read_csv(real_csv, dtype=str, keep_default_na=False)
+    sample = rows.sample(n=10_000, replace=True, random_state=13).reset_index(drop=True)
+    sample["customerID"] = [f"{i:04d}-{'ABCDEFGHIJ'[i % 10] * 5}" for i in range(len(sample))]
+    sample.loc[3, "tenure"] = "abc"
+    sample.loc[7, "gender"] = "X"
+    sample.loc[8, "customerID"] = sample.loc[2, "customerID"]
+    folder = tmp_path_factory.mktemp("spark")
+    path = folder / "customers.csv"
+    text = sample.to_csv(index=False).splitlines()
+    text[20] += ",extra"  # line 21: 22 fields
+    path.write_text("\n".join(text) + "\n")
+    return project_root, path
+
+
+@pytest.fixture()
+def in_project(project_root, monkeypatch):
+    root = project_root
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.delenv("SPARK_MASTER", raising=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_result(project, tmp_path_factory):
+    """The local engine's output and rejects for the 10,000 customers (the reference)."""
+    root, path = project
+    out = tmp_path_factory.mktemp("local") / "scored.csv"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        assert (
+            cli.main(["predict", str(path), "-o", str(out), "--model", MODEL, "--no-log", "--no-progress"])
+            == 0
+        )
+    return _read(out), _read(out.with_suffix(".rejects.csv"))
+
+
+def _same(spark_out: pd.DataFrame, local_out: pd.DataFrame) -> None:
+    assert list(spark_out.columns) == list(local_out.columns)
+    p_spark = spark_out["churn_probability"].astype(float).to_numpy()
+    p_local = local_out["churn_probability"].astype(float).to_numpy()
+    assert len(p_spark) == len(p_local) == 9_996
+    np.testing.assert_allclose(p_spark, p_local, rtol=0, atol=1e-9)
+    rest = [c for c in local_out.columns if c != "churn_probability"]
+    pd.testing.assert_frame_equal(spark_out[rest].astype(str), local_out[rest].astype(str))
+
+
+@pytest.mark.slow
+def test_spark_matches_the_local_engine_on_10000_real_customers(
+    in_project, project, local_result, tmp_path, capsys
+):
+    _, path = project
+    out = tmp_path / "scored.csv"
+    assert cli.main(["predict", str(path), "-o", str(out), "--engine", "spark", "--model-uri", MODEL]) == 0
+    local_out, local_rejects = local_result
+    _same(_read(out), local_out)
+    rejects = _read(tmp_path / "scored.rejects.csv")
+    pd.testing.assert_frame_equal(rejects, local_rejects)  # line numbers, reasons and fields alike
+    assert set(rejects["line"].astype(int)) == {5, 9, 10, 21}
+    err = capsys.readouterr().err
+    assert "scored 9,996 of 10,000 rows" in err and "does not write the prediction log" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.csv", "scored.rejects.csv"]  # no temp left
+
+
+@pytest.mark.slow
+def test_parquet_in_and_out_on_one_core(in_project, project, local_result, tmp_path):
+    _, path = project
+    source = tmp_path / "customers.parquet"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="skip")
+    frame.to_parquet(source, index=False)
+    out = tmp_path / "scored.parquet"
+    code = cli.main(["predict", str(source), "-o", str(out), "--engine", "spark", "--master", "local[1]"])
+    assert code == 0
+    scored, rejects = _read(out), _read(tmp_path / "scored.rejects.parquet")
+    assert scored["churn_probability"].dtype == "float64" and pd.api.types.is_string_dtype(scored["tenure"])
+    local_out, local_rejects = local_result
+    _same(scored, local_out)
+    # Parquet has no header line: `line` is the row number (the CSV's line - 1), in reasons too
+    assert list(rejects["line"]) == [4, 8, 9]
+    assert list(rejects["reason"][:2]) == list(local_rejects["reason"][:2])
+    assert rejects["reason"][2] == "customerID: repeats line 3 (each customer is scored once)"
+
+
+def test_unreachable_master_is_one_line_and_writes_nothing(in_project, tmp_path, capsys, monkeypatch):
+    path = in_project / "data" / "raw" / "synthetic.csv"
+    master = f"spark://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("SPARK_MASTER", master)
+    out = tmp_path / "scored.csv"
+    assert cli.main(["predict", str(path), "-o", str(out), "--engine", "spark"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"churn predict: cannot reach the Spark master {master}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_java_tells_to_run_make_system(in_project, tmp_path, capsys, monkeypatch):
+    path = in_project / "data" / "raw" / "synthetic.csv"
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cli.main(["predict", str(path), "-o", str(tmp_path / "o.csv"), "--engine", "spark"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Java runtime" in err and "make system" in err
+
+
+def test_bad_model_uri_is_one_line_with_the_store_redacted(in_project, tmp_path, capsys, monkeypatch):
+    path = in_project / "data" / "raw" / "synthetic.csv"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:s3cret@127.0.0.1:9/")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    out = tmp_path / "o.csv"
+    code = cli.main(
+        ["predict", str(path), "-o", str(out), "--engine", "spark", "--model-uri", "models:/nope@x"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0, err
+    assert "models:/nope@x: cannot load this model from MLflow" in err and "s3cret" not in err
+    assert not out.exists()
+
+
+def test_local_engine_refuses_parquet_and_spark_options(in_project, tmp_path, capsys):
+    path = in_project / "data" / "raw" / "synthetic.csv"
+    assert cli.main(["predict", str(path), "-o", str(tmp_path / "o.parquet")]) == 2
+    assert "need --engine spark" in capsys.readouterr().err
+    assert cli.main(["predict", str(path), "-o", str(tmp_path / "o.csv"), "--master", "local[1]"]) == 2
+    assert "are for --engine spark" in capsys.readouterr().err
