@@ -209,14 +209,20 @@ def _risk_udf(settings: ServingSettings):
     return risk
 
 
-def _csv_safe(frame: DataFrame) -> DataFrame:
-    """`churn.io.csv_safe` on every batch: formula-like text cells neutralised, as in the local CSVs."""
+def _csv_safe(frame: DataFrame, columns: list[str]) -> DataFrame:
+    """`churn.io.csv_safe` on the text `columns`: formula-like cells neutralised, as in the local CSVs."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.functions import pandas_udf
 
-    def safe(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            yield csv_safe(batch)
+    @pandas_udf("string")
+    def safe(values: pd.Series) -> pd.Series:
+        return csv_safe(pd.DataFrame({"value": values}))["value"]
 
-    return frame.mapInPandas(safe, schema=frame.schema)
+    text = {f.name for f in frame.schema.fields if isinstance(f.dataType, T.StringType)}
+    return frame.select(
+        *(safe(F.col(c)).alias(c) if c in text and c in columns else F.col(c) for c in frame.columns)
+    )
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -365,6 +371,7 @@ def _score(
     settings: ServingSettings,
 ) -> dict[str, int]:
     """Build the plan, run it, and publish both files; return the rows scored and rejected."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     frame, header, first_line = _read(spark, input_path, in_fmt)
@@ -372,6 +379,7 @@ def _score(
     frame = frame.where(~_blank(header) | _too_long(header))
     frame = _with_first_lines(frame, header)
     checked = frame.withColumn(_REASON, _reasons_udf(header)(F.struct(*header, _CORRUPT, _FIRST)))
+    checked = checked.persist(StorageLevel.DISK_ONLY)  # the rules run once for both outputs
     features = [F.coalesce(F.col(c).cast("string"), F.lit("")).alias(c) for c in schema.FEATURES]
     scored = (
         checked.where(F.col(_REASON).isNull())
@@ -383,12 +391,13 @@ def _score(
     rejected = checked.where(F.col(_REASON).isNotNull()).select(
         _LINE, _REASON, *(F.when(too_long, F.lit(None)).otherwise(F.col(c)).alias(c) for c in header)
     )
-    if out_fmt == "csv":
-        scored = _csv_safe(scored)
+    if out_fmt == "csv":  # a valid row's features are levels or plain numbers, which csv_safe keeps
+        scored = _csv_safe(scored, [c for c in header if c not in schema.FEATURES])
     if rej_fmt == "csv":
-        rejected = _csv_safe(rejected)
+        rejected = _csv_safe(rejected, rejected.columns)
     counts = {}
     with contextlib.ExitStack() as stack:
+        stack.callback(checked.unpersist)
         out_tmp = stack.enter_context(atomic_path(output_path))
         rej_tmp = stack.enter_context(atomic_path(rejects_path))
         for name, part_frame, fmt, tmp, target in (
