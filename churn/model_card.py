@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from churn.economics import money
 from churn.markdown import interval, number, table
 from churn.metrics import HEADLINE
 from churn.validation import (
@@ -147,11 +148,11 @@ _CAMPAIGN_TEXT = {
 }
 
 
-def _money_section(money: dict[str, dict[str, Any] | None], ab: dict[str, Any]) -> list[str]:
+def _money_section(figures: dict[str, dict[str, Any] | None], ab: dict[str, Any]) -> list[str]:
     """EMPC, MPC, maximum profit and the realised profit of three campaigns (metrics/evaluate's `economics`)."""
-    if not all(money.values()):
+    if not all(figures.values()):
         return []
-    champion, challenger = money[PRODUCTION], money[CANDIDATE]
+    champion, challenger = figures[PRODUCTION], figures[CANDIDATE]
     boot = ab["bootstrap"]
 
     def row(label: str, key: str, digits: int, cis: tuple[str, str] = ("", "")) -> list[str]:
@@ -173,7 +174,7 @@ def _money_section(money: dict[str, dict[str, Any] | None], ab: dict[str, Any]) 
         [
             text.format(threshold=number(ab["threshold"], 2)),
             *[
-                f"{number(m['campaigns'][name]['profit'], 2)} ({m['campaigns'][name]['contacted']} contacted)"
+                f"{money(m['campaigns'][name]['profit'])} ({m['campaigns'][name]['contacted']:,} contacted)"
                 for m in (champion, challenger)
             ],
         ]

@@ -104,7 +104,7 @@ def test_money_table_shows_each_model_and_campaign(ctx):
         and "| maximum profit MP (each customer's CLV, γ at its mean) | 48.90 |" in card
     )
     assert (
-        "| contact when the expected profit is positive | 70051.03 (707 contacted) | 70052.03 (708 contacted) |"
+        "| contact when the expected profit is positive | $70,051 (707 contacted) | $70,052 (708 contacted) |"
         in card
     )
     assert "- EMPC difference: 1.00 per customer (CI -0.25 – 2.50)." in card
