@@ -56,8 +56,9 @@ def connect(src: str, token: str | None, timeout: float, auth: tuple[str, str] |
 
 
 def probability(result: Any) -> float:
-    """The churn probability from `/predict`'s result (the first output)."""
-    value = result[0] if isinstance(result, list | tuple) else result
+    """The exact churn probability from `/predict`'s result (its last output; the first is the
+    rounded text the screen shows)."""
+    value = result[-1] if isinstance(result, list | tuple) else result
     if isinstance(value, dict):  # a gr.Label-style output
         value = value.get("value", value.get("label"))
     value = float(value)

@@ -220,12 +220,15 @@ def build_tab(state: AppState) -> None:
             email = gr.Textbox(label="Retention email", lines=14, buttons=["copy"], elem_id="email")
             note = gr.Markdown(elem_id="email-source")
             eml = gr.DownloadButton("Download email (.eml)", value=None, elem_id="email-eml")
+            # the probability as a number, for API clients (the screen shows it rounded, as text)
+            exact = gr.Number(visible=False, elem_id="probability-exact")
 
     ordered = [fields[name] for name in schema.FEATURES]
 
     def predict(**customer: Any):
-        """Churn probability (first), risk level, SHAP chart, explanation, actions, email and who wrote
-        it, the decision line, and the email as an .eml file (None for an internal note).
+        """Churn probability as shown (first: "78.1%"), risk level, SHAP chart, explanation, actions,
+        email and who wrote it, the decision line, the email as an .eml file (None for an internal
+        note), and the exact churn probability (last, a number).
 
         Streams: the prediction is shown (and logged) at once with the email box saying "writing…",
         then the email follows; an API client gets the final values.
@@ -245,13 +248,14 @@ def build_tab(state: AppState) -> None:
             actions_table(prepared.actions),
         )
         decided = decision_markdown(prepared)
-        yield (*shown, WRITING, writing_note(predictor.retention.email_budget_seconds), decided, None)
+        writing = writing_note(predictor.retention.email_budget_seconds)
+        yield (*shown, WRITING, writing, decided, None, prepared.probability)
         email = predictor.complete(prepared).email
         ops.emailed(email)
         draft = eml_file(email, eml, prepared.prediction_id)
-        yield (*shown, email.full_text, email_note(email), decided, draft)
+        yield (*shown, email.full_text, email_note(email), decided, draft, prepared.probability)
 
-    outputs = [probability, risk, explanation, chart, actions, email, note, decision, eml]
+    outputs = [probability, risk, explanation, chart, actions, email, note, decision, eml, exact]
     predicting = predict_btn.click(
         predict,
         inputs_kwargs=fields,
@@ -281,7 +285,7 @@ def _keep_consistent(fields: dict[str, gr.components.Component], outputs: list, 
     blank_table = json.dumps({"headers": ACTION_COLUMNS, "data": [], "metadata": None})
     empty = [
         "null"
-        if isinstance(o, gr.Plot | gr.DownloadButton)
+        if isinstance(o, gr.Plot | gr.DownloadButton | gr.Number)
         else blank_table
         if isinstance(o, gr.Dataframe)
         else "''"

@@ -121,9 +121,9 @@ def test_every_event_has_an_api_name(client):
 def test_predict_matches_the_predictor_and_logs_once(client, store, reference):
     before = store.count()
     result = client.predict(**HIGH_RISK, api_name="/predict")
-    probability, risk, explanation, chart, actions, email, note, _decision, _eml = result
+    shown, risk, explanation, chart, actions, email, note, _decision, _eml, probability = result
     expected = float(reference.predict(HIGH_RISK)[serving.PROBABILITY].iloc[0])
-    assert probability == f"{100 * expected:.1f}%"
+    assert shown == f"{100 * expected:.1f}%" and probability == pytest.approx(expected, abs=1e-12)
     assert risk == serving.risk_levels([expected], reference.settings)[0]
     assert f"{100 * expected:.1f}% churn probability" in explanation
     assert traces(chart)[0]["type"] == "waterfall"
@@ -158,9 +158,10 @@ def test_predict_decides_and_exports_the_email_as_eml(client, reference):
 
 
 def test_predict_uses_the_form_defaults_for_missing_fields(client, reference):
-    probability = client.predict(tenure=5, api_name="/predict")[0]
+    result = client.predict(tenure=5, api_name="/predict")
     expected = reference.predict({**DEFAULT, "tenure": 5})[serving.PROBABILITY].iloc[0]
-    assert probability == f"{100 * expected:.1f}%"
+    assert result[0] == f"{100 * expected:.1f}%"  # as shown
+    assert result[-1] == pytest.approx(expected, abs=1e-12)  # exact, for API clients
 
 
 def test_eight_requests_at_once_are_all_served_and_logged(served, client, store):

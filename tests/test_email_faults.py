@@ -123,11 +123,12 @@ def test_app_malformed_json_still_predicts_and_logs_once(client, app_log, expect
     caplog.set_level(logging.DEBUG)
     groq_stub.default = ("malformed",)
     before = app_log.count()
-    probability, risk, explanation, _chart, actions, email, note, _decision, _eml = client.predict(
+    shown, risk, explanation, _chart, actions, email, note, _decision, _eml, probability = client.predict(
         **HIGH_RISK, api_name="/predict"
     )
     assert probability == pytest.approx(expected, abs=1e-12) and risk == "High"
-    assert f"{100 * expected:.0f}% churn probability" in explanation and actions["data"]
+    assert shown == f"{100 * expected:.1f}%"
+    assert f"{100 * expected:.1f}% churn probability" in explanation and actions["data"]
     assert email.startswith("Subject: ") and "Customer Care" in email
     assert "template" in note and "malformed JSON" in note and "malformed_json" in note
     assert len(groq_stub.requests) == 1
@@ -146,7 +147,7 @@ def test_app_shows_the_prediction_before_a_hanging_llm_and_ends_within_budget(
     job = client.submit(**HIGH_RISK, api_name="/predict")
     first = next(job)
     shown = time.perf_counter() - start
-    assert first[0] == pytest.approx(expected, abs=1e-12) and first[1] == "High"
+    assert first[-1] == pytest.approx(expected, abs=1e-12) and first[1] == "High"
     assert first[5] == WRITING and "Writing the retention email" in first[6]
     assert app_log.count() == before + 1  # logged when shown, not when the email is done
     final = job.result(timeout=BUDGET + 5)
