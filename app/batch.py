@@ -1,4 +1,5 @@
-"""Batch tab: upload a CSV of customers → scored CSV, risk summary, histogram and rejected rows."""
+"""Batch tab: upload a CSV of customers → scored CSV, risk summary, histogram, rejected rows, and the
+campaign: who to contact, with which offer, and what it is expected to earn."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from app import files, metrics
+from app import files, formats, metrics
 from app.state import AppState
-from churn import data, schema
+from churn import data, retention, schema
 from churn.assessment import PROBABILITY, RISK
 from churn.batch import ROW
 from churn.data import DataError
+from churn.economics import money
 from churn.io import csv_safe
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,16 @@ log = logging.getLogger(__name__)
 #: Largest upload the tab scores (bigger files: `churn predict`, which streams them in chunks).
 MAX_MB = 20
 REJECT_PREVIEW = 200
+CAMPAIGN_PREVIEW = 500
+NO_ECONOMICS = "No campaign: params.yaml has no economics section (customer value and offer costs)."
+#: The campaign list's columns (the download's; the table shows the first four).
+CAMPAIGN_COLUMNS = (
+    schema.ID,
+    PROBABILITY,
+    retention.BEST_ACTION,
+    retention.EXPECTED_PROFIT,
+    retention.ACTION_PROFIT,
+)
 
 
 def check(
@@ -106,6 +118,33 @@ def rejects_table(rejects: pd.DataFrame) -> pd.DataFrame:
     return rejects.head(REJECT_PREVIEW)[[*first, *rest]].reset_index(drop=True)
 
 
+def campaign_list(decided: pd.DataFrame | None, budget: float | None = None) -> pd.DataFrame:
+    """The ranked campaign (`retention.campaign`) in `CAMPAIGN_COLUMNS`, ranks from 1."""
+    if decided is None or decided.empty:
+        return pd.DataFrame(columns=["rank", *CAMPAIGN_COLUMNS])
+    chosen = retention.campaign(decided, None if budget is None else int(budget))
+    out = chosen.reindex(columns=list(CAMPAIGN_COLUMNS)).reset_index(drop=True)
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out
+
+
+def campaign_markdown(chosen: pd.DataFrame, decided: pd.DataFrame, budget: float | None) -> str:
+    """The campaign in two lines: customers to contact and the total expected gain."""
+    worth = int(decided[retention.CONTACT].sum())
+    capped = f" (the budget of {int(budget):,}; {worth:,} are worth contacting)" if budget is not None else ""
+    return (
+        f"### Campaign: contact {len(chosen):,} of {len(decided):,} customers{capped}\n\n"
+        f"Total expected gain: **{money(chosen[retention.EXPECTED_PROFIT].sum())}** "
+        "(expected profit of contacting each, summed; the economics of params.yaml)."
+    )
+
+
+def campaign_table(chosen: pd.DataFrame):
+    """The first rows of the campaign for a gr.Dataframe: probabilities as percentages, profits as money."""
+    shown = chosen.head(CAMPAIGN_PREVIEW)[["rank", *CAMPAIGN_COLUMNS[:4]]]
+    return shown.style.format({PROBABILITY: formats.PERCENT, retention.EXPECTED_PROFIT: money})
+
+
 def build_tab(state: AppState) -> None:
     """Upload, score, download; event /batch."""
     gr.Markdown(
@@ -123,6 +162,26 @@ def build_tab(state: AppState) -> None:
     rejected = gr.Dataframe(
         label="Rejected rows (first 200)", interactive=False, wrap=True, elem_id="batch-rejects"
     )
+    decided = gr.State(None)
+    with gr.Group():
+        campaign_summary = gr.Markdown(elem_id="campaign-summary")
+        with gr.Row():
+            budget = gr.Number(
+                label="Budget: most customers to contact (0 or empty: everyone worth contacting)",
+                precision=0,
+                minimum=0,
+                value=None,
+                elem_id="campaign-budget",
+            )
+            campaign_file = gr.File(
+                label="Campaign list (CSV)", interactive=False, elem_id="campaign-download"
+            )
+        campaign = gr.Dataframe(
+            label=f"Customers to contact, best first (first {CAMPAIGN_PREVIEW})",
+            interactive=False,
+            wrap=True,
+            elem_id="campaign-table",
+        )
 
     def max_line_bytes() -> int:
         return state.predictor.settings.max_line_bytes
@@ -147,6 +206,11 @@ def build_tab(state: AppState) -> None:
                 scored, value_rejects = state.predictor.score_frame(
                     rows.frame, explain_rows=explain_rows, batch=entry
                 )
+                decisions = None
+                if state.predictor.economics is not None:  # the columns `churn predict` writes
+                    decisions = state.predictor.decide_frame(scored)
+                    scored = pd.concat([scored, decisions], axis=1)
+                    decisions = scored.reindex(columns=[retention.CONTACT, *CAMPAIGN_COLUMNS])
                 out = folder / f"{path.stem}.scored.csv"
                 csv_safe(scored).to_csv(out, index=False)
                 out = files.publish(scored_file, out)
@@ -160,12 +224,30 @@ def build_tab(state: AppState) -> None:
             summary_markdown(scored, rejects, path.name, rows.duplicates, entry.message() if entry else ""),
             histogram(scored),
             rejects_table(rejects),
+            decisions,
         )
 
+    def show_campaign(decisions: pd.DataFrame | None, budget: float | None = None):
+        """The campaign of the scored file: summary (contacted, total expected gain), ranked list
+        (customerID, churn probability, best action, expected profit), and the list as CSV."""
+        budget = int(budget) if budget else None  # an empty field arrives as 0: no budget
+        chosen = campaign_list(decisions, budget)
+        if decisions is None:
+            economics = state.predictor.economics is not None
+            text = "Score a file to see its campaign." if economics else NO_ECONOMICS
+            return text, campaign_table(chosen), None
+        with files.request_folder(files.BATCH_PREFIX) as folder:
+            out = folder / "campaign.csv"
+            csv_safe(chosen).to_csv(out, index=False)
+            out = files.publish(campaign_file, out)
+        return campaign_markdown(chosen, decisions, budget), campaign_table(chosen), out
+
+    shown = [campaign_summary, campaign, campaign_file]
     run.click(
         score,
         inputs=[upload, explain_rows],
-        outputs=[scored_file, summary, chart, rejected],
+        outputs=[scored_file, summary, chart, rejected, decided],
         validator=validate,
         api_name="batch",
-    )
+    ).success(show_campaign, inputs=[decided, budget], outputs=shown, api_name="campaign")
+    budget.change(show_campaign, inputs=[decided, budget], outputs=shown, api_name="campaign_budget")

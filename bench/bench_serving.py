@@ -12,7 +12,10 @@ Measures, for the champion and the challenger of params.yaml:
 - logging overhead per single prediction;
 - one customer's predict_proba through scikit-learn and through the treelite GTIL evaluator the
   Predictor uses for a few rows (forests and gradient boosting; `forest_one_customer` as before);
-- peak memory (max RSS) of `churn predict` on a 1,000,000-row CSV, in a fresh process.
+- peak memory (max RSS) of `churn predict` on a 1,000,000-row CSV, in a fresh process;
+- `churn predict`'s decision columns (`decisions`): CSV-to-CSV rows/s with none, with expected profit
+  and contact only (`--no-actions`), with the best actions (the default), and with a budget
+  (`--decisions-only` measures just these and updates that key of the results file).
 Uses models/*.joblib when present; otherwise trains both specs on synthetic data in a temp dir.
 Targets (judged on wall time and on CPU time, the cost on an idle core): challenger
 predict+explain p50 <= 15 ms; batch >= 0.8x bare and >= 50,000 rows/s;
@@ -59,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "serving.json"))
     p.add_argument("--rows-1m", type=int, default=1_000_000, help="rows of the memory run")
     p.add_argument("--batch-rows", type=int, default=200_000, help="rows of the throughput runs")
+    p.add_argument("--decision-rows", type=int, default=50_000, help="rows of the decision runs")
+    p.add_argument(
+        "--decisions-only",
+        action="store_true",
+        help="measure only the decision columns and update that key of --out (the rest stays)",
+    )
     return p.parse_args(argv)
 
 
@@ -186,7 +195,7 @@ def batch(predictor: Predictor, frame: pd.DataFrame, csv_path: Path, tmp: Path) 
             predictor.score_frame(frame.iloc[i : i + size], log=False)
 
     def csv() -> None:
-        score_csv(predictor, csv_path, tmp / "scored.csv", log=False, progress=False)
+        score_csv(predictor, csv_path, tmp / "scored.csv", log=False, progress=False, decide=False)
 
     n = len(frame)
     # One OpenMP thread: gradient boosting's idle threads spin and bill CPU time on a busy machine.
@@ -207,6 +216,35 @@ def batch(predictor: Predictor, frame: pd.DataFrame, csv_path: Path, tmp: Path) 
             "csv_to_csv_rows_per_second": n / csv_run[1],
         },
     }
+
+
+def decisions(predictor: Predictor, csv_path: Path, tmp: Path, rows: int) -> dict:
+    """CSV-to-CSV rows/s (wall and CPU, best of 2, one OpenMP thread) without and with decisions."""
+    runs = {
+        "no_decisions": {"decide": False},
+        "profit_and_contact": {"actions": False},
+        "best_actions": {},
+        "best_actions_budget_1000": {"budget": 1000},
+    }
+    out: dict = {"rows": rows}
+    with threadpool_limits(1):
+        for name, options in runs.items():
+            summary: dict = {}
+
+            def run(options=options, summary=summary) -> None:
+                summary.update(
+                    score_csv(predictor, csv_path, tmp / "decided.csv", log=False, progress=False, **options)
+                )
+
+            wall, cpu = best_of(run, repeats=2)
+            out[name] = {"rows_per_second": rows / wall, "cpu_rows_per_second": rows / cpu}
+            if "contacted" in summary:
+                out[name]["contacted"] = summary["contacted"]
+    base = out["no_decisions"]["cpu_rows_per_second"]
+    out["cpu_slowdown_vs_no_decisions"] = {
+        name: base / out[name]["cpu_rows_per_second"] for name in runs if name != "no_decisions"
+    }
+    return out
 
 
 def explain_batch(predictor: Predictor, frame: pd.DataFrame) -> dict:
@@ -281,6 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0]}}
+    if args.decisions_only:
+        return decisions_only(args)
     with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmpdir:
         tmp = Path(tmpdir)
         root = project_root(tmp)
@@ -299,6 +339,9 @@ def main(argv: list[str] | None = None) -> dict:
             res["forest_one_customer"] = res["one_customer"] if forest else None  # the key of old
             log.info("%s: batch", name)
             res["batch"] = batch(predictor, frame, csv_path, tmp)
+            decided = tmp / "decisions.csv"
+            frame.head(args.decision_rows).to_csv(decided, index=False)
+            res["decisions"] = decisions(predictor, decided, tmp, min(args.decision_rows, len(frame)))
             res["batch_explain"] = explain_batch(predictor, frame.head(n_explain))
             res["explain_space"] = predictor.explainer.space
             res["explain_method"] = predictor.explainer.method
@@ -314,6 +357,29 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"wrote {args.out}")
     for key, ok in results["met"].items():
         print(f"  {'OK  ' if ok else 'MISS'} {key}")
+    return results
+
+
+def decisions_only(args: argparse.Namespace) -> dict:
+    """Only the decision runs of both models, written into the `decisions` key of `args.out`."""
+    import json
+
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmpdir:
+        tmp = Path(tmpdir)
+        root = project_root(tmp)
+        csv_path = tmp / "decisions.csv"
+        customers(args.decision_rows, seed=12).to_csv(csv_path, index=False)
+        for name in ("challenger", "champion"):
+            predictor = Predictor.load(name, root=root, log=False, explainer=False)
+            log.info("%s: decisions", name)
+            results.setdefault(name, {})["decisions"] = decisions(
+                predictor, csv_path, tmp, args.decision_rows
+            )
+    results["decisions_load_average"] = os.getloadavg()[0]
+    save_json(results, out)
+    print(f"wrote {out}")
     return results
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,23 +111,150 @@ def actions(model: Any, customer: dict[str, Any], settings: RetentionSettings) -
 
     `model` is a fitted pipeline, or a function from a list of customers (dicts of the 19
     features) to churn probabilities. Keeps the changes that lower the churn probability by at
-    least `min_reduction_points`, at most `max_actions` of them, ranked by reduction.
+    least `min_reduction_points`, at most `max_actions` of them, ranked by reduction (`ranked`,
+    the batch path's ranking too).
     """
     base = {f: customer[f] for f in schema.FEATURES}
-    changes = candidate_changes(base, settings)
-    rows = [base] + [{**base, feature: new} for feature, new, _, _ in changes]
+    changes = candidate_frame(pd.DataFrame([base], columns=list(schema.FEATURES)), settings)
+    rows = [base] + [{**base, f: new} for f, new in zip(changes[FEATURE], changes[PROPOSED], strict=True)]
     if hasattr(model, "predict_proba"):
         proba = model.predict_proba(pd.DataFrame(rows, columns=list(schema.FEATURES)))[:, 1]
     else:
         proba = np.asarray(model(rows), dtype="float64")
-    before = float(proba[0])
-    found = [
-        Action(feature, base[feature], new, description, offer, before, float(after))
-        for (feature, new, description, offer), after in zip(changes, proba[1:], strict=True)
+    changes[BEFORE], changes[AFTER] = float(proba[0]), proba[1:]
+    return [
+        Action(
+            r[FEATURE], base[r[FEATURE]], r[PROPOSED], r[DESCRIPTION], r[OFFER], r[BEFORE], float(r[AFTER])
+        )
+        for r in ranked(changes, settings).to_dict("records")
     ]
-    good = [a for a in found if a.reduction_points >= settings.min_reduction_points]
-    good.sort(key=lambda a: (-a.reduction_points, a.feature, str(a.proposed)))
-    return good[: settings.max_actions]
+
+
+# -- many customers at once: the batch engines' path (local and Spark) -----------------------------
+
+#: Columns of `candidate_frame`: the customer's position, the change, the probabilities around it.
+CUSTOMER, FEATURE, PROPOSED, DESCRIPTION, OFFER = "_customer", "feature", "proposed", "description", "offer"
+BEFORE, AFTER = "probability_before", "probability_after"
+#: Columns `decide_frame` adds to scored customers (and `churn predict` writes).
+EXPECTED_PROFIT, CONTACT, BEST_ACTION, ACTION_PROFIT = (
+    "expected_profit",
+    "contact",
+    "best_action",
+    "action_profit",
+)
+DECISION_COLUMNS = (EXPECTED_PROFIT, CONTACT, BEST_ACTION, ACTION_PROFIT)
+
+
+def candidate_frame(customers: pd.DataFrame, settings: RetentionSettings) -> pd.DataFrame:
+    """Every customer's what-ifs (`candidate_changes`) as rows: the customer's position in
+    `customers` (`_customer`), the change (`feature`, `proposed`, `description`, `offer`) and the 19
+    features with the change applied (text columns get the new value as text), customers in order.
+    """
+    features = customers[list(schema.FEATURES)].reset_index(drop=True)
+    keys: list[int] = []
+    changes: list[tuple[str, Any, str, str]] = []
+    for i, record in enumerate(features.to_dict("records")):
+        found = candidate_changes(record, settings)
+        keys += [i] * len(found)
+        changes += found
+    out = features.iloc[keys].reset_index(drop=True)
+    info = pd.DataFrame(changes, columns=[FEATURE, PROPOSED, DESCRIPTION, OFFER], dtype=object)
+    for feature, rows in info.groupby(FEATURE).indices.items():
+        new = info[PROPOSED].iloc[rows]
+        if not pd.api.types.is_numeric_dtype(out[feature]):
+            new = new.map(str)
+        out[feature] = out[feature].astype(object)
+        out.iloc[rows, out.columns.get_loc(feature)] = new.to_numpy()
+    out.insert(0, CUSTOMER, np.asarray(keys, dtype="int64"))
+    return pd.concat([out, info], axis=1)
+
+
+def ranked(candidates: pd.DataFrame, settings: RetentionSettings, key: str = CUSTOMER) -> pd.DataFrame:
+    """Scored what-ifs (`probability_before`, `probability_after`) that lower the risk by at least
+    `min_reduction_points`, biggest reduction first (ties: feature, then proposed value as text),
+    at most `max_actions` per customer (`key`), customers in order."""
+    reduction = 100 * (candidates[BEFORE].astype(float) - candidates[AFTER].astype(float))
+    good = candidates.assign(_reduction=reduction, _proposed=candidates[PROPOSED].map(str))
+    good = good[good["_reduction"] >= settings.min_reduction_points]
+    good = good.sort_values(
+        [key, "_reduction", FEATURE, "_proposed"], ascending=[True, False, True, True], kind="stable"
+    )
+    return good.groupby(key, sort=False).head(settings.max_actions).drop(columns=["_reduction", "_proposed"])
+
+
+def _action_profits(
+    after: pd.DataFrame, before: Any, proba_after: Any, settings: EconomicsSettings
+) -> np.ndarray:
+    """`economics.action_profit` of what-ifs, the customer's value taken after the change (`after`)."""
+    return economics.action_profit(
+        np.asarray(before, dtype=float),
+        np.asarray(proba_after, dtype=float),
+        economics.customer_value(settings, _numeric(after)),
+        settings,
+    )
+
+
+def best_of(
+    candidates: pd.DataFrame, retention: RetentionSettings, money: EconomicsSettings, key: str = CUSTOMER
+) -> pd.DataFrame:
+    """The best action of each customer (`key`) among its scored what-ifs: `ranked`, then the highest
+    `action_profit` (ties to the earlier), as `decide` picks. Columns: key, best_action, action_profit."""
+    good = ranked(candidates, retention, key)
+    if good.empty:
+        return pd.DataFrame({key: pd.Series(dtype="int64"), BEST_ACTION: [], ACTION_PROFIT: []})
+    good = good.assign(_profit=_action_profits(good, good[BEFORE], good[AFTER], money))
+    best = good.loc[good.groupby(key, sort=False)["_profit"].idxmax()]
+    return pd.DataFrame(
+        {
+            key: best[key].to_numpy(),
+            BEST_ACTION: best[DESCRIPTION].astype(str).to_numpy(),
+            ACTION_PROFIT: best["_profit"].to_numpy(dtype=float),
+        }
+    )
+
+
+def decide_frame(
+    customers: pd.DataFrame,
+    proba: np.ndarray,
+    score: Callable[[pd.DataFrame], np.ndarray] | None,
+    retention: RetentionSettings,
+    money: EconomicsSettings,
+    floor: float = 0.0,
+) -> pd.DataFrame:
+    """`decide` for many customers at once: expected_profit, contact, best_action, action_profit.
+
+    `score` maps a frame of the 19 features to churn probabilities (all the contacted customers'
+    what-ifs in one call); None skips the actions (best_action empty).
+    `floor` raises the bar (a budget's running cut): contact when the expected profit is above it
+    (0: the decision rule). The actions are found for the contacted customers only.
+    """
+    profit = economics.expected_profit(proba, economics.customer_value(money, _numeric(customers)), money)
+    chosen = profit > floor
+    out = pd.DataFrame(
+        {EXPECTED_PROFIT: profit, CONTACT: chosen, BEST_ACTION: "", ACTION_PROFIT: np.nan},
+        index=customers.index,
+    )
+    picked = np.flatnonzero(chosen)
+    if score is None or not len(picked):
+        return out
+    candidates = candidate_frame(customers.iloc[picked], retention)
+    if candidates.empty:
+        return out
+    candidates[BEFORE] = np.asarray(proba, dtype=float)[picked][candidates[CUSTOMER].to_numpy()]
+    candidates[AFTER] = score(candidates[list(schema.FEATURES)])
+    best = best_of(candidates, retention, money)
+    rows = picked[best[CUSTOMER].to_numpy()]
+    out.iloc[rows, out.columns.get_loc(BEST_ACTION)] = best[BEST_ACTION].to_numpy()
+    out.iloc[rows, out.columns.get_loc(ACTION_PROFIT)] = best[ACTION_PROFIT].to_numpy()
+    return out
+
+
+def campaign(decided: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
+    """The customers to contact (rows of `decide_frame`'s columns with `contact` true), highest
+    expected profit first (ties: the earlier row), at most `budget` of them — the `--budget` rule."""
+    chosen = decided[decided[CONTACT].astype(bool)]
+    ranked_rows = chosen.sort_values(EXPECTED_PROFIT, ascending=False, kind="stable")
+    return ranked_rows if budget is None else ranked_rows.head(budget)
 
 
 @dataclass(frozen=True)
@@ -173,12 +301,9 @@ def decide(
         return Decision(False, profit, None, None, clv)
     if not found:
         return Decision(True, profit, None, None, clv)
-    after = [{**base, a.feature: a.proposed} for a in found]
-    profits = economics.action_profit(
-        np.full(len(found), probability),
-        np.array([a.probability_after for a in found]),
-        economics.customer_value(settings, _frame(after)),
-        settings,
+    after = pd.DataFrame([{**base, a.feature: a.proposed} for a in found], columns=list(schema.FEATURES))
+    profits = _action_profits(
+        after, np.full(len(found), probability), [a.probability_after for a in found], settings
     )
     best = int(np.argmax(profits))
     return Decision(True, profit, found[best], float(profits[best]), clv)
@@ -186,6 +311,9 @@ def decide(
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Customers as a frame with numeric `MonthlyCharges` (values may arrive as text)."""
-    frame = pd.DataFrame(rows, columns=list(schema.FEATURES))
-    frame["MonthlyCharges"] = pd.to_numeric(frame["MonthlyCharges"])
-    return frame
+    return _numeric(pd.DataFrame(rows, columns=list(schema.FEATURES)))
+
+
+def _numeric(customers: pd.DataFrame) -> pd.DataFrame:
+    """`customers` with numeric `MonthlyCharges` (what `economics.customer_value` reads)."""
+    return customers.assign(MonthlyCharges=pd.to_numeric(customers["MonthlyCharges"]))

@@ -278,10 +278,7 @@ class Predictor:
         out = good.copy()
         if len(good):
             X = good[list(schema.FEATURES)]
-            if self._compiled is not None:
-                Xt = self._compiled.transform_frame(X)
-            else:
-                Xt = self._preprocess.transform(X)
+            Xt = self._matrix(X)
             proba = self._proba(Xt)
             levels = risk_levels(proba, self.settings)
             out[PROBABILITY] = proba
@@ -299,6 +296,25 @@ class Predictor:
             out[PROBABILITY] = pd.Series(dtype="float64")
             out[RISK] = pd.Series(dtype=object)
         return out, rejects
+
+    def decide_frame(self, scored: pd.DataFrame, *, actions: bool = True, floor: float = 0.0) -> pd.DataFrame:
+        """The decision columns of `score_frame`'s scored rows (`retention.decide_frame`: expected
+        profit, contact, the best action by this model's what-ifs); contact only above `floor`
+        (a budget's running cut; 0 is the decision rule). Needs params' `economics`."""
+        if self.economics is None:
+            raise ValueError("no decisions: params.yaml has no economics section (customer value and costs)")
+        score = self._score_matrix if actions else None
+        proba = scored[PROBABILITY].to_numpy(dtype=float)
+        return retention.decide_frame(scored, proba, score, self.retention, self.economics, floor=floor)
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The model matrix of a frame of validated rows (the compiled path when the layout allows)."""
+        return (
+            self._compiled.transform_frame(X) if self._compiled is not None else self._preprocess.transform(X)
+        )
+
+    def _score_matrix(self, X: pd.DataFrame) -> np.ndarray:
+        return self._proba(self._matrix(X))
 
     def _shap_columns(self, X: pd.DataFrame, Xt: np.ndarray) -> pd.DataFrame:
         att = self.explainer.attribute_matrix(Xt)

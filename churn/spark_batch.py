@@ -1,7 +1,7 @@
 """Batch scoring on Apache Spark: the schema's rules on every row, `mlflow.pyfunc.spark_udf` on the valid ones.
 
 `churn predict --engine spark` gives what the local engine gives for the same file: the input
-columns plus `churn_probability` and `risk_level` in input order, and a rejects file of `line`,
+columns plus `churn_probability` and `risk_level` (and the decision columns, see `_decide`) in input order, and a rejects file of `line`,
 `reason` and the input columns, with the reasons of `churn.schema.row_problems` (run inside Spark,
 one validator) and of the reader (a repeated customerID, a line with the wrong number of fields). CSV or
 Parquet by extension, in and out.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import logging
 import os
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from churn import data, schema
+from churn import data, economics, retention, schema
 from churn.assessment import PROBABILITY, RISK
 from churn.io import atomic_path, csv_safe
 from churn.redact import redact_url
@@ -42,7 +43,7 @@ from churn.spark_session import SparkError, first_line_of
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from churn.settings import ServingSettings
+    from churn.settings import EconomicsSettings, RetentionSettings, ServingSettings
 
 log = logging.getLogger(__name__)
 
@@ -327,12 +328,18 @@ def score_file(
     model: str | Path,
     settings: ServingSettings,
     rejects_path: str | Path | None = None,
+    economics: EconomicsSettings | None = None,
+    retention_settings: RetentionSettings | None = None,
+    actions: bool = True,
+    budget: int | None = None,
 ) -> dict[str, Any]:
     """Score `input_path` into `output_path` (and rejected rows into `rejects_path`) on `spark` with
-    the model folder `model` (from `prepare_model`).
+    the model folder `model` (from `prepare_model`); with `economics`, the decision columns too
+    (`_decide`: the best action unless `actions` is False, at most `budget` contacts).
 
     Returns a summary like `churn.batch.score_csv`'s: rows, scored, rejected, seconds,
-    rows_per_second, output, rejects, log. Both files are published only when both are complete.
+    rows_per_second, output, rejects, log (and contacted, expected_gain with `economics`). Both
+    files are published only when both are complete.
     """
     import mlflow.pyfunc
 
@@ -345,7 +352,12 @@ def score_file(
 
     with quiet_mlflow_logs(logging.ERROR):  # env_manager="local" is the point: the workers share this env
         udf = mlflow.pyfunc.spark_udf(spark, str(model), result_type="double", env_manager="local")
-    counts = _score(spark, udf, input_path, in_fmt, output_path, out_fmt, rejects_path, rej_fmt, settings)
+    deciding = None
+    if economics is not None:
+        deciding = _Deciding(economics, retention_settings or retention.RetentionSettings(), actions, budget)
+    counts = _score(
+        spark, udf, input_path, in_fmt, output_path, out_fmt, rejects_path, rej_fmt, settings, deciding
+    )
     seconds = time.perf_counter() - start
     rows = counts["scored"] + counts["rejected"]
     return {
@@ -369,6 +381,7 @@ def _score(
     rejects_path: Path,
     rej_fmt: str,
     settings: ServingSettings,
+    deciding: _Deciding | None = None,
 ) -> dict[str, int]:
     """Build the plan, run it, and publish both files; return the rows scored and rejected."""
     from pyspark import StorageLevel
@@ -385,8 +398,13 @@ def _score(
         checked.where(F.col(_REASON).isNull())
         .withColumn(PROBABILITY, model(*features))
         .withColumn(RISK, _risk_udf(settings)(F.col(PROBABILITY)))
-        .select(*header, PROBABILITY, RISK)
     )
+    campaign: dict[str, Any] = {}
+    kept = None
+    if deciding is None:
+        scored = scored.select(*header, PROBABILITY, RISK)
+    else:
+        scored, campaign, kept = _decide(spark, scored, header, model, deciding)
     too_long = _too_long(header)
     rejected = checked.where(F.col(_REASON).isNotNull()).select(
         _LINE, _REASON, *(F.when(too_long, F.lit(None)).otherwise(F.col(c)).alias(c) for c in header)
@@ -395,9 +413,11 @@ def _score(
         scored = _csv_safe(scored, [c for c in header if c not in schema.FEATURES])
     if rej_fmt == "csv":
         rejected = _csv_safe(rejected, rejected.columns)
-    counts = {}
+    counts: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         stack.callback(checked.unpersist)
+        if kept is not None:
+            stack.callback(kept.unpersist)
         out_tmp = stack.enter_context(atomic_path(output_path))
         rej_tmp = stack.enter_context(atomic_path(rejects_path))
         for name, part_frame, fmt, tmp, target in (
@@ -417,4 +437,112 @@ def _score(
             log.info("wrote %d %s rows to %s", counts[name], name, target)
         if counts["scored"] + counts["rejected"] == 0:
             raise schema.SchemaError([schema.Problem("*", "has no rows (empty file)")], str(input_path))
-    return counts
+    return {**counts, **campaign}
+
+
+# -- decisions ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Deciding:
+    """What `_decide` needs: params' economics and retention sections, and the command's options."""
+
+    economics: EconomicsSettings
+    retention: RetentionSettings
+    actions: bool
+    budget: int | None
+
+
+def _decide(
+    spark: SparkSession, scored: DataFrame, header: list[str], model: Any, deciding: _Deciding
+) -> tuple[DataFrame, dict[str, Any], DataFrame]:
+    """(the scored rows with the decision columns in input order, the campaign summary, the persisted
+    frame to release). The local engine's decision by the same functions: `economics.expected_profit`
+    per row; the `budget` best by expected profit, ties to the earlier line; each contacted customer's
+    what-ifs (`retention.candidate_frame`, in Spark) scored by the same `spark_udf`, the best picked
+    by `retention.best_of`."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    money = deciding.economics
+    profit = F.col(retention.EXPECTED_PROFIT)
+
+    @F.pandas_udf("double")
+    def expected(charges: pd.Series, proba: pd.Series) -> pd.Series:
+        clv = economics.customer_value(money, pd.DataFrame({"MonthlyCharges": pd.to_numeric(charges)}))
+        return pd.Series(economics.expected_profit(proba.to_numpy(), clv, money), index=proba.index)
+
+    base = scored.withColumn(retention.EXPECTED_PROFIT, expected(F.col("MonthlyCharges"), F.col(PROBABILITY)))
+    base = base.select(*header, _LINE, PROBABILITY, RISK, retention.EXPECTED_PROFIT).persist(
+        StorageLevel.DISK_ONLY
+    )
+    contact = profit > 0
+    if deciding.budget is not None:
+        last = F.min(F.struct(profit.alias("p"), (-F.col(_LINE)).alias("l")))
+        top = base.where(contact).orderBy(profit.desc(), F.col(_LINE)).limit(deciding.budget)
+        n, cut = top.agg(F.count(F.lit(1)), last).first()
+        if n >= deciding.budget:
+            contact = contact & ((profit > cut["p"]) | ((profit == cut["p"]) & (F.col(_LINE) <= -cut["l"])))
+    decided = base.withColumn(retention.CONTACT, contact)
+    if deciding.actions:
+        best = _best_actions(spark, decided.where(F.col(retention.CONTACT)), model, deciding)
+        decided = decided.join(best, on=_LINE, how="left").orderBy(_LINE)
+        action = F.coalesce(F.col(retention.BEST_ACTION), F.lit(""))
+    else:
+        decided = decided.withColumn(retention.ACTION_PROFIT, F.lit(None).cast("double"))
+        action = F.lit("")
+    out = decided.select(
+        *header,
+        PROBABILITY,
+        RISK,
+        retention.EXPECTED_PROFIT,
+        retention.CONTACT,
+        action.alias(retention.BEST_ACTION),
+        retention.ACTION_PROFIT,
+    )
+    totals = base.where(contact).agg(F.count(F.lit(1)), F.sum(profit)).first()
+    return out, {"contacted": int(totals[0]), "expected_gain": float(totals[1] or 0.0)}, base
+
+
+def _best_actions(spark: SparkSession, contacted: DataFrame, model: Any, deciding: _Deciding) -> DataFrame:
+    """(_LINE, best_action, action_profit) of the contacted rows that have a helpful what-if."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    features = list(schema.FEATURES)
+    text = [retention.FEATURE, retention.PROPOSED, retention.DESCRIPTION, retention.OFFER]
+    fields = [
+        T.StructField(_LINE, T.LongType()),
+        T.StructField(retention.BEFORE, T.DoubleType()),
+        *(T.StructField(c, T.StringType()) for c in [*features, *text]),
+    ]
+
+    def explode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            found = retention.candidate_frame(batch[features], deciding.retention)
+            at = found[retention.CUSTOMER].to_numpy()
+            out = pd.DataFrame(
+                {
+                    _LINE: batch[_LINE].to_numpy()[at],
+                    retention.BEFORE: batch[PROBABILITY].to_numpy(dtype=float)[at],
+                }
+            )
+            for c in [*features, *text]:
+                out[c] = found[c].map(str).to_numpy()
+            yield out
+
+    def pick(candidates: pd.DataFrame) -> pd.DataFrame:
+        return retention.best_of(candidates, deciding.retention, deciding.economics, key=_LINE)
+
+    rows = contacted.select(
+        _LINE, PROBABILITY, *(F.coalesce(F.col(c).cast("string"), F.lit("")).alias(c) for c in features)
+    )
+    candidates = rows.mapInPandas(explode, T.StructType(fields))
+    candidates = candidates.withColumn(retention.AFTER, model(*(F.col(c) for c in features)))
+    buckets = int(spark.conf.get("spark.sql.shuffle.partitions", "200"))
+    picked = f"{_LINE} long, {retention.BEST_ACTION} string, {retention.ACTION_PROFIT} double"
+    return (
+        candidates.withColumn("_churn_bucket", F.pmod(F.col(_LINE), F.lit(buckets)))
+        .groupBy("_churn_bucket")
+        .applyInPandas(lambda frame: pick(frame.drop(columns=["_churn_bucket"])), picked)
+    )

@@ -19,6 +19,7 @@ from gradio_client.exceptions import AppError, ValidationError
 from app import batch, serve
 from app.predict import DEFAULT, HIGH_RISK, LOW_RISK
 from churn import schema, serving, validation
+from churn.economics import money
 from churn.monitoring.store import PredictionStore
 
 EXPECTED_ENDPOINTS = {
@@ -27,6 +28,8 @@ EXPECTED_ENDPOINTS = {
     "/example_high_risk",
     "/example_low_risk",
     "/batch",
+    "/campaign",
+    "/campaign_budget",
     "/runs",
     "/compare_runs",
     "/param_impact",
@@ -251,6 +254,39 @@ def test_batch_scores_valid_rows_and_lists_rejects(client, store, project, refer
         "OnlineSecurity, OnlineBackup, DeviceProtection, TechSupport, StreamingTV, StreamingMovies: "
         "must be 'No internet service' when InternetService is 'No'"
     )
+
+
+def test_batch_campaign_ranks_who_to_contact_and_keeps_a_budget(client, project, reference, tmp_path):
+    raw = pd.read_csv(project / "data/raw/synthetic.csv", dtype=str, keep_default_na=False).head(60)
+    for feature in schema.FEATURES:  # a customer surely worth contacting, with a formula cell as ID
+        raw.loc[0, feature] = str(HIGH_RISK[feature])
+    raw.loc[0, "customerID"] = "=HYPERLINK(1)"
+    scored_path, *_ = client.predict(handle_file(str(_csv(tmp_path, "c.csv", raw))), False, api_name="/batch")
+    scored = pd.read_csv(scored_path, dtype=str, keep_default_na=False)
+    contacted = scored[scored["contact"] == "True"].astype({"expected_profit": float})
+    assert 2 < len(contacted) < len(scored)
+    summary, table, listed = client.predict(None, api_name="/campaign")
+    summary_all = summary
+    best = contacted.sort_values("expected_profit", ascending=False, kind="stable")
+    assert f"contact {len(best):,} of 60 customers" in summary
+    assert f"Total expected gain: **{money(best['expected_profit'].sum())}**" in summary
+    assert table["headers"] == ["rank", "customerID", "churn_probability", "best_action", "expected_profit"]
+    on_screen = best["customerID"].str.replace("^'", "", regex=True)  # the quote is for spreadsheets
+    assert [row[1] for row in table["data"]] == list(on_screen)
+    campaign = pd.read_csv(listed, dtype=str, keep_default_na=False)
+    assert list(campaign["customerID"]) == list(best["customerID"])
+    assert list(campaign["best_action"]) == list(best["best_action"])
+    decision = reference.prepare(raw.iloc[int(best.index[0])].to_dict()).decision  # the Predict tab's
+    assert campaign["best_action"][0] == (decision.action.description if decision.action else "")
+    assert float(campaign["expected_profit"][0]) == pytest.approx(decision.expected_profit)
+    summary, table, listed = client.predict(2, api_name="/campaign_budget")
+    assert "contact 2 of 60 customers (the budget of 2;" in summary and len(table["data"]) == 2
+    kept = pd.read_csv(listed, dtype=str, keep_default_na=False)
+    assert list(kept["customerID"]) == list(best["customerID"][:2])
+    assert "'=HYPERLINK(1)" in set(campaign["customerID"])  # neutralised, as in the scored CSV
+    assert client.predict(0, api_name="/campaign_budget")[0] == summary_all  # 0: no budget
+    with pytest.raises(AppError, match="less than minimum value 0"):  # the field's minimum
+        client.predict(-1, api_name="/campaign_budget")
 
 
 def test_batch_rejects_bad_files_next_to_the_upload(client, store, project, tmp_path):

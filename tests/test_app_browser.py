@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MIN_PNG_BYTES = 20_000
 #: A probability as the app shows it: a percentage with one decimal.
 PERCENT = re.compile(r"^\d{1,3}\.\d%$")
+#: Money as the app shows it ($1,234; whole units).
+MONEY = re.compile(r"^-?\$\d{1,3}(,\d{3})*$")
 #: JS: [field, scrollWidth, clientWidth] of each dropdown's input showing its longest choice.
 DROPDOWN_WIDTHS = """(longest) => Object.entries(longest).map(([name, text]) => {
     const input = document.querySelector(`#field-${name} input`);
@@ -95,6 +97,7 @@ def test_every_tab_works_in_the_browser(page, app_url, tmp_path):
         "() => [...document.querySelectorAll('#batch-hist .xtick text')].map(t => t.textContent)"
     )
     assert ticks and all(t.endswith("%") for t in ticks), ticks
+    _campaign_view(page)
     page.get_by_role("tab", name="Predict", exact=True).click()
     assert PERCENT.match(_value(page, "probability"))
     assert float(_value(page, "probability")[:-1]) > 50  # the high-risk example
@@ -120,6 +123,25 @@ def test_bad_input_shows_a_message_next_to_the_field_and_changes_nothing(page, a
     page.locator("#shap-chart .js-plotly-plot").first.wait_for(timeout=shots.TIMEOUT_MS)
     assert PERCENT.match(_value(page, "probability"))
     assert page.locator("#field-tenure div.validation-error").count() == 0
+
+
+def _campaign_view(page) -> None:
+    """The Batch tab's campaign: ranked by expected profit, percentages and money shown, a budget
+    input that cuts the list, a download."""
+    shots._wait_text(page, "#campaign-summary", "Total expected gain")
+    header, *rows = page.evaluate(TABLE, "campaign-table")
+    assert header == ["rank", "customerID", "churn_probability", "best_action", "expected_profit"], header
+    assert len(rows) > 3 and all(PERCENT.match(row[2]) for row in rows), rows[:3]
+    assert all(MONEY.match(row[4]) for row in rows), rows[:3]
+    profits = [float(row[4].replace("$", "").replace(",", "")) for row in rows]
+    assert profits == sorted(profits, reverse=True) and all(row[1] for row in rows)
+    assert any(row[3] for row in rows)  # best actions named
+    assert page.locator("#campaign-download a").count() >= 1
+    page.locator("#campaign-budget input").fill("3")
+    page.locator("#campaign-budget input").press("Enter")
+    shots._wait_text(page, "#campaign-summary", "the budget of 3")
+    header, *rows = page.evaluate(TABLE, "campaign-table")
+    assert [float(row[4].replace("$", "").replace(",", "")) for row in rows] == profits[:3]
 
 
 def _value(page, elem_id: str) -> str:

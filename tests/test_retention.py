@@ -161,3 +161,42 @@ def test_without_actions_a_worthwhile_customer_gets_the_standard_offer(customer)
     decision = retention.decide(customer, 0.6, [], ECONOMICS)
     assert decision.contact and decision.action is None and decision.action_profit is None
     assert decision.expected_profit == pytest.approx(187.8)
+
+
+def test_decide_frame_is_actions_and_decide_for_every_customer(serving_models, real_raw):
+    """The batch path (every customer's what-ifs scored in one call) decides as the one-customer path
+    (`actions` + `decide`, the Predict tab's and `churn explain`'s) on 150 real customers."""
+    pipe = serving_models["challenger"]
+    settings = retention.RetentionSettings()
+    customers = real_raw.sample(n=150, random_state=3)[list(schema.FEATURES)].astype(str)
+    proba = pipe.predict_proba(customers)[:, 1]
+    calls = []
+
+    def score(X: pd.DataFrame):
+        calls.append(len(X))
+        return pipe.predict_proba(X)[:, 1]
+
+    frame = retention.decide_frame(customers, proba, score, settings, ECONOMICS)
+    assert len(calls) == 1 and 0 < frame["contact"].sum() < len(customers)  # one call, some contacted
+    assert (frame["best_action"] != "").sum() > 0.5 * frame["contact"].sum()
+    for (_, row), (_, got) in zip(customers.iterrows(), frame.iterrows(), strict=True):
+        record = row.to_dict()
+        p = float(pipe.predict_proba(pd.DataFrame([record]))[0, 1])
+        decision = retention.decide(record, p, retention.actions(pipe, record, settings), ECONOMICS)
+        assert bool(got["contact"]) == decision.contact
+        assert got["expected_profit"] == pytest.approx(decision.expected_profit, abs=1e-9)
+        if decision.action is None:
+            assert got["best_action"] == "" and pd.isna(got["action_profit"])
+        else:
+            assert got["best_action"] == decision.action.description
+            assert got["action_profit"] == pytest.approx(decision.action_profit, abs=1e-9)
+
+
+def test_decide_frame_without_actions_or_contacts(serving_models, synthetic_raw):
+    customers = synthetic_raw.head(50)[list(schema.FEATURES)]
+    proba = serving_models["champion"].predict_proba(customers)[:, 1]
+    frame = retention.decide_frame(customers, proba, None, retention.RetentionSettings(), ECONOMICS)
+    assert frame["contact"].any() and (frame["best_action"] == "").all()
+    high = retention.decide_frame(customers, proba, None, retention.RetentionSettings(), ECONOMICS, floor=1e9)
+    assert not high["contact"].any()
+    assert list(high["expected_profit"]) == list(frame["expected_profit"])

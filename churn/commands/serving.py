@@ -20,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score a CSV of customers (streamed in chunks, or on Spark with --engine spark)",
         description="Score a file of customers. The local engine streams a CSV through the Predictor and "
         "logs the predictions; --engine spark scores a CSV or Parquet file with mlflow.pyfunc.spark_udf "
-        "on the registered model (same output columns and reject reasons). " + _SPARK_LOG_NOTE,
+        "on the registered model (same output columns and reject reasons). "
+        + _DECISIONS_NOTE
+        + " "
+        + _SPARK_LOG_NOTE,
     )
     p.add_argument(
         "input",
@@ -65,6 +68,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or .rejects.parquet for a Parquet OUTPUT)",
     )
     p.add_argument("--chunk-size", type=int, help="rows per chunk (default: params.yaml serving.chunk_size)")
+    p.add_argument(
+        "--budget",
+        "--max-contacts",
+        type=int,
+        metavar="N",
+        help="contact at most N customers: those of highest expected profit (ties: the earlier row); "
+        "the others get contact=false",
+    )
+    p.add_argument(
+        "--no-actions",
+        action="store_true",
+        help="skip the best retention action (best_action, action_profit stay empty; faster); "
+        "expected_profit and contact are still written",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_predict)
 
@@ -99,6 +116,14 @@ def _model_option(p: argparse.ArgumentParser) -> None:
 # -- predict ---------------------------------------------------------------------------------------
 
 
+_DECISIONS_NOTE = (
+    "With params.yaml's economics section, every scored customer also gets expected_profit (of "
+    "contacting them), contact (true when it is positive, or among the --budget best) and, when "
+    "contacted, best_action and action_profit (the retention offer that earns most, as the app's "
+    "Predict tab and `churn explain` decide); without the section, no decision columns."
+)
+_NO_ECONOMICS = "no decision columns: params.yaml has no economics section (customer value and costs)"
+
 _SPARK_LOG_NOTE = (
     "The Spark engine does not write the prediction log (it records what the app and local batches "
     "serve; one database writer is no place for millions of rows a run): to log a file's predictions, "
@@ -116,9 +141,11 @@ def _predict(args: argparse.Namespace) -> int:
     from churn.batch import score_csv
     from churn.serving import Predictor
 
+    _check_budget(args)
     predictor = Predictor.load(
         args.model, log=not args.no_log, explainer=args.explain, trust_model=args.trust_model
     )
+    _check_economics(args, predictor.economics is not None)
     try:
         with _sigterm_unwinds():
             summary = score_csv(
@@ -130,6 +157,8 @@ def _predict(args: argparse.Namespace) -> int:
                 log=not args.no_log,
                 chunk_size=args.chunk_size,
                 progress=not args.no_progress,
+                actions=not args.no_actions,
+                budget=args.budget,
             )
     except (KeyboardInterrupt, Terminated) as exc:
         sys.stderr.write(f"\nchurn predict: {str(exc) or 'interrupted'}: no output written, nothing logged\n")
@@ -142,7 +171,8 @@ def _predict(args: argparse.Namespace) -> int:
         )
     sys.stderr.write(
         f"scored {summary['scored']:,} of {summary['rows']:,} rows with {predictor.model_name} "
-        f"in {summary['seconds']:.1f} s{rejected}; wrote {summary['output']}; {summary['log']}\n"
+        f"in {summary['seconds']:.1f} s{rejected}{_campaign(summary)}; wrote {summary['output']}; "
+        f"{summary['log']}\n"
     )
     return 0 if summary["scored"] else 1
 
@@ -154,7 +184,7 @@ def _predict_spark(args: argparse.Namespace) -> int:
     from churn import spark_batch, spark_session
     from churn.params import load_params, read
     from churn.paths import Layout
-    from churn.settings import MlflowSettings, ServingSettings
+    from churn.settings import EconomicsSettings, MlflowSettings, RetentionSettings, ServingSettings
 
     if args.explain or args.chunk_size is not None:
         raise UsageError("--explain and --chunk-size are for the local engine (not --engine spark)")
@@ -183,6 +213,10 @@ def _predict_spark(args: argparse.Namespace) -> int:
                 "challenger or a models:/ or runs:/ URI)"
             )
     settings = ServingSettings.from_params(params.get("serving"))
+    _check_budget(args)
+    money = params.get(EconomicsSettings.KEY)
+    _check_economics(args, money is not None)
+    economics = None if money is None else EconomicsSettings.from_params(money)
     master = args.master or os.environ.get("SPARK_MASTER") or spark_session.DEFAULT_MASTER
     try:
         spark_session.preflight(master)  # before the model: each problem in seconds, not after a download
@@ -190,7 +224,16 @@ def _predict_spark(args: argparse.Namespace) -> int:
             model = spark_batch.prepare_model(model_uri, folder)  # a bad URI fails before Spark starts
             with spark_session.session(master) as spark:
                 summary = spark_batch.score_file(
-                    spark, args.input, args.output, model=model, settings=settings, rejects_path=args.rejects
+                    spark,
+                    args.input,
+                    args.output,
+                    model=model,
+                    settings=settings,
+                    rejects_path=args.rejects,
+                    economics=economics,
+                    retention_settings=RetentionSettings.from_params(params.get("retention")),
+                    actions=not args.no_actions,
+                    budget=args.budget,
                 )
     except spark_session.SparkError as exc:
         raise UsageError(str(exc)) from exc
@@ -200,9 +243,33 @@ def _predict_spark(args: argparse.Namespace) -> int:
     rejected = f", rejected {summary['rejected']:,} (see {summary['rejects']})" if summary["rejected"] else ""
     sys.stderr.write(
         f"scored {summary['scored']:,} of {summary['rows']:,} rows with {model_uri} on Spark ({master}) "
-        f"in {summary['seconds']:.1f} s{rejected}; wrote {summary['output']}; {summary['log']}\n"
+        f"in {summary['seconds']:.1f} s{rejected}{_campaign(summary)}; wrote {summary['output']}; "
+        f"{summary['log']}\n"
     )
     return 0 if summary["scored"] else 1
+
+
+def _check_budget(args: argparse.Namespace) -> None:
+    if args.budget is not None and args.budget < 1:
+        raise UsageError(f"--budget must be at least 1 (got {args.budget})")
+
+
+def _check_economics(args: argparse.Namespace, has_economics: bool) -> None:
+    """--budget needs the economics section; without it, say once that no decisions are written."""
+    if has_economics:
+        return
+    if args.budget is not None:
+        raise UsageError("--budget needs params.yaml's economics section (customer value and costs)")
+    sys.stderr.write(f"churn predict: {_NO_ECONOMICS}\n")
+
+
+def _campaign(summary: dict[str, Any]) -> str:
+    """'; contacted N, total expected gain $X' when the output has the decision columns."""
+    if "contacted" not in summary:
+        return ""
+    from churn.economics import money
+
+    return f"; contacted {summary['contacted']:,}, total expected gain {money(summary['expected_gain'])}"
 
 
 class Terminated(BaseException):

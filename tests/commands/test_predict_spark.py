@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from churn import cli
+from churn.economics import money
 
 MODEL = "models:/churn-model@champion"  # the built project's registered champion, for both engines
 
@@ -70,14 +71,45 @@ def local_result(project, tmp_path_factory):
     return _read(out), _read(out.with_suffix(".rejects.csv"))
 
 
+#: Numbers both engines write (Spark's and Arrow's text of a double may differ in digits).
+NUMBERS = ("churn_probability", "expected_profit", "action_profit")
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(frame[column].replace("", np.nan)).to_numpy(dtype=float)
+
+
+@pytest.fixture(scope="module")
+def local_budget(project, tmp_path_factory):
+    """The local engine's output with --budget N (chunks of 700 rows: the best are found across chunks)."""
+    root, path = project
+
+    def run(n: int) -> pd.DataFrame:
+        out = tmp_path_factory.mktemp("budget") / "scored.csv"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(root)
+            mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+            argv = ["predict", str(path), "-o", str(out), "--model", MODEL, "--no-log", "--no-progress"]
+            assert cli.main([*argv, "--budget", str(n), "--chunk-size", "700"]) == 0
+        return _read(out)
+
+    return run
+
+
 def _same(spark_out: pd.DataFrame, local_out: pd.DataFrame) -> None:
+    """Same columns, rows and values; the decisions too (contact, best_action, their profits)."""
     assert list(spark_out.columns) == list(local_out.columns)
-    p_spark = spark_out["churn_probability"].astype(float).to_numpy()
-    p_local = local_out["churn_probability"].astype(float).to_numpy()
-    assert len(p_spark) == len(p_local) == 9_995
-    np.testing.assert_allclose(p_spark, p_local, rtol=0, atol=1e-9)
-    rest = [c for c in local_out.columns if c != "churn_probability"]
+    assert {"expected_profit", "contact", "best_action", "action_profit"} <= set(local_out.columns)
+    assert len(spark_out) == len(local_out) == 9_995
+    for column in NUMBERS:
+        np.testing.assert_allclose(
+            _numbers(spark_out, column), _numbers(local_out, column), rtol=0, atol=1e-6
+        )
+    rest = [c for c in local_out.columns if c not in NUMBERS]
     pd.testing.assert_frame_equal(spark_out[rest].astype(str), local_out[rest].astype(str))
+    contacted = local_out["contact"].astype(str).str.lower() == "true"
+    assert 0 < contacted.sum() < len(local_out) and (local_out.loc[contacted, "best_action"] != "").any()
+    assert (local_out.loc[~contacted, "best_action"] == "").all()
 
 
 @pytest.mark.slow
@@ -95,23 +127,33 @@ def test_spark_matches_the_local_engine_on_10000_real_customers(
     assert (local_out["customerID"] == "'=1+2").sum() == 1
     err = capsys.readouterr().err
     assert "scored 9,995 of 10,000 rows" in err and "does not write the prediction log" in err
+    contacted = local_out[local_out["contact"] == "true"]
+    gain = money(contacted["expected_profit"].astype(float).sum())
+    assert f"contacted {len(contacted):,}, total expected gain {gain}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.csv", "scored.rejects.csv"]  # no temp left
 
 
 @pytest.mark.slow
-def test_parquet_in_and_out_on_one_core(in_project, project, local_result, tmp_path):
+def test_parquet_in_and_out_on_one_core(in_project, project, local_result, local_budget, tmp_path):
     _, path = project
     source = tmp_path / "customers.parquet"
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="skip")
     frame = frame[frame["customerID"] != "0029-JJJJJ"]  # line 31, the short one (its fields read as "")
     frame.to_parquet(source, index=False)
     out = tmp_path / "scored.parquet"
-    code = cli.main(["predict", str(source), "-o", str(out), "--engine", "spark", "--master", "local[1]"])
+    budget = ["--budget", "1000"]
+    code = cli.main(
+        ["predict", str(source), "-o", str(out), "--engine", "spark", "--master", "local[1]", *budget]
+    )
     assert code == 0
     scored, rejects = _read(out), _read(tmp_path / "scored.rejects.parquet")
     assert scored["churn_probability"].dtype == "float64" and pd.api.types.is_string_dtype(scored["tenure"])
-    local_out, local_rejects = local_result
-    _same(scored, local_out.replace({"customerID": {"'=1+2": "=1+2"}}))  # Parquet: no spreadsheet, no quote
+    assert scored["contact"].dtype == bool and scored["contact"].sum() == 1000
+    local_rejects = local_result[1]
+    kept = local_budget(1000)
+    expected = kept.replace({"customerID": {"'=1+2": "=1+2"}})  # Parquet: no spreadsheet, no quote
+    assert (kept["contact"] == "true").sum() == 1000
+    _same(scored.assign(contact=scored["contact"].map({True: "true", False: "false"})), expected)
     # Parquet has no header line: `line` is the row number (the CSV's line - 1), in reasons too
     assert list(rejects["line"]) == [4, 8, 9]
     assert list(rejects["reason"][:2]) == list(local_rejects["reason"][:2])

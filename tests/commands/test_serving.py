@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from churn import cli, schema
+from churn.economics import money
 from churn.monitoring.store import PredictionStore
 from churn.serving import Predictor
 
@@ -67,7 +69,8 @@ def test_predict_scores_good_rows_and_rejects_bad_ones_with_line_numbers(served,
     err = capsys.readouterr().err
     assert code == 0, err
     scored = pd.read_csv(out, dtype={"customerID": str})
-    assert list(scored.columns) == [*schema.COLUMNS, "churn_probability", "risk_level"]
+    decisions = ["expected_profit", "contact", "best_action", "action_profit"]
+    assert list(scored.columns) == [*schema.COLUMNS, "churn_probability", "risk_level", *decisions]
     rej = pd.read_csv(rejects, dtype=str, keep_default_na=False)
     assert list(rej.columns[:2]) == ["line", "reason"]
     got = dict(zip(rej["line"].astype(int), rej["reason"], strict=True))
@@ -85,6 +88,71 @@ def test_predict_scores_good_rows_and_rejects_bad_ones_with_line_numbers(served,
     assert set(store.read()["customer_id"]) == set(scored["customerID"])
     store.dispose()
     assert f"scored {len(scored)} of" in err and "rejected 4" in err
+    contacted = scored[scored["contact"]]
+    gain = f"total expected gain {money(contacted['expected_profit'].sum())}"
+    assert f"contacted {len(contacted)}, {gain}" in err
+
+
+def _decisions(path, good, out, *extra) -> pd.DataFrame:
+    assert cli.main(["predict", str(path), "-o", str(out), "--chunk-size", "7", "--no-log", *extra]) == 0
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(scored["customerID"]) == list(good["customerID"])
+    return scored
+
+
+def test_predict_decides_as_the_predict_tab_and_a_budget_keeps_the_best(served, batch, capsys):
+    path, good, _ = batch
+    scored = _decisions(path, good, served / "scored.csv")
+    predictor = Predictor.load("champion", log=False, explainer=False)
+    contacted = scored["contact"] == "true"
+    assert 3 <= contacted.sum() < len(scored)  # the test needs both kinds
+    for row, customer in zip(scored.to_dict("records"), good.to_dict("records"), strict=True):
+        decision = predictor.prepare(customer).decision  # the Predict tab's and `churn explain`'s
+        assert (row["contact"] == "true") == decision.contact
+        assert float(row["expected_profit"]) == pytest.approx(decision.expected_profit, abs=1e-6)
+        assert row["best_action"] == (decision.action.description if decision.action else "")
+    budget = int(contacted.sum()) - 2
+    capsys.readouterr()
+    kept = _decisions(path, good, served / "kept.csv", "--max-contacts", str(budget))
+    best = (
+        scored[contacted].astype({"expected_profit": float}).nlargest(budget, "expected_profit", keep="first")
+    )
+    assert set(kept.index[kept["contact"] == "true"]) == set(best.index)
+    assert (kept.loc[kept["contact"] == "false", "best_action"] == "").all()
+    same = kept["contact"] == "true"
+    assert (kept.loc[same, "best_action"] == scored.loc[same, "best_action"]).all()
+    assert (kept.drop(columns=[*_DECIDED]) == scored.drop(columns=[*_DECIDED])).all().all()
+    err = capsys.readouterr().err
+    assert f"contacted {budget}, total expected gain {money(best['expected_profit'].sum())}" in err
+    assert sorted(p.name for p in served.glob("*kept*")) == ["kept.csv", "kept.rejects.csv"]  # no temp
+    bare = _decisions(path, good, served / "bare.csv", "--no-actions")
+    assert (bare["best_action"] == "").all() and (bare["contact"] == scored["contact"]).all()
+
+
+_DECIDED = ("contact", "best_action", "action_profit")
+
+
+def test_without_economics_no_decision_columns_and_budget_refused(
+    served, batch, capsys, tmp_path, monkeypatch
+):
+    import shutil
+
+    import yaml
+
+    path, good, _ = batch
+    served = tmp_path / "old-project"  # a project from before the economics section
+    shutil.copytree(Path.cwd(), served)
+    monkeypatch.chdir(served)
+    params = yaml.safe_load((served / "params.yaml").read_text())
+    del params["economics"]
+    (served / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    scored = _decisions(path, good, served / "plain.csv")
+    assert list(scored.columns) == [*schema.COLUMNS, "churn_probability", "risk_level"]
+    assert "no decision columns: params.yaml has no economics section" in capsys.readouterr().err
+    out = served / "b.csv"
+    assert cli.main(["predict", str(path), "-o", str(out), "--budget", "5"]) == 2
+    assert "--budget needs params.yaml's economics section" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_explain_columns_add_up_to_the_probability(served, batch):
