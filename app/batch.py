@@ -212,7 +212,7 @@ def build_tab(state: AppState) -> None:
                     scored = pd.concat([scored, decisions], axis=1)
                     decisions = scored.reindex(columns=[retention.CONTACT, *CAMPAIGN_COLUMNS])
                 out = folder / f"{path.stem}.scored.csv"
-                csv_safe(scored).to_csv(out, index=False)
+                csv_safe(_as_cli_writes(scored)).to_csv(out, index=False)
                 out = files.publish(scored_file, out)
         except (DataError, schema.SchemaError) as exc:
             raise state.error(str(exc)) from exc
@@ -251,3 +251,10 @@ def build_tab(state: AppState) -> None:
         api_name="batch",
     ).success(show_campaign, inputs=[decided, budget], outputs=shown, api_name="campaign")
     budget.change(show_campaign, inputs=[decided, budget], outputs=shown, api_name="campaign_budget")
+
+
+def _as_cli_writes(scored: pd.DataFrame) -> pd.DataFrame:
+    """`contact` as `true` / `false`, the way `churn predict` writes it (pandas would write True / False)."""
+    if retention.CONTACT not in scored:
+        return scored
+    return scored.assign(**{retention.CONTACT: scored[retention.CONTACT].map({True: "true", False: "false"})})

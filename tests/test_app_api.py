@@ -263,7 +263,7 @@ def test_batch_campaign_ranks_who_to_contact_and_keeps_a_budget(client, project,
     raw.loc[0, "customerID"] = "=HYPERLINK(1)"
     scored_path, *_ = client.predict(handle_file(str(_csv(tmp_path, "c.csv", raw))), False, api_name="/batch")
     scored = pd.read_csv(scored_path, dtype=str, keep_default_na=False)
-    contacted = scored[scored["contact"] == "True"].astype({"expected_profit": float})
+    contacted = scored[scored["contact"] == "true"].astype({"expected_profit": float})
     assert 2 < len(contacted) < len(scored)
     summary, table, listed = client.predict(None, api_name="/campaign")
     summary_all = summary
