@@ -373,9 +373,7 @@ class Queries:
     def posted_since(self, since: datetime) -> set[tuple[str, str]]:
         """(kind, feature) of the alerts posted to the webhook after `since` (feature "" when none)."""
         stmt = (
-            sa.select(alerts.c.kind, alerts.c.feature)
-            .where(alerts.c.posted_at > utc_naive(since))
-            .distinct()
+            sa.select(alerts.c.kind, alerts.c.feature).where(alerts.c.posted_at > utc_naive(since)).distinct()
         )
         with self.engine.connect() as conn:
             return {(kind, feature or "") for kind, feature in conn.execute(stmt)}
