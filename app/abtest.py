@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app.formats import zoomed_range
 from app.state import AppState
 from churn import abtest, data, registry, validation
 from churn.metrics import HEADLINE
@@ -134,12 +135,17 @@ def metrics_figure(result: dict[str, Any], label_a: str, label_b: str):
                 "arrayminus": [e - boot[key][m]["low"] for m, e in zip(HEADLINE, est, strict=True)],
             },
         )
+    bounds = [
+        boot[key][m][side] for key in ("champion", "challenger") for m in HEADLINE for side in ("low", "high")
+    ]
+    low, high = zoomed_range(pd.Series(bounds, dtype=float))
     fig.update_layout(
         barmode="group",
-        title=f"Test-set metrics with {boot['confidence']:.0%} bootstrap intervals",
-        yaxis={"range": [0, 1]},
+        title=f"Test-set metrics with {boot['confidence']:.0%} bootstrap intervals<br><sup>value axis "
+        f"zoomed to {low:.4g} – {high:.4g} (not from 0): compare the table's figures</sup>",
+        yaxis={"range": [low, high]},
         legend={"orientation": "h", "y": -0.15},
-        margin={"t": 50, "b": 40},
+        margin={"t": 70, "b": 40},
     )
     return fig
 

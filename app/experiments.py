@@ -14,6 +14,7 @@ import pandas as pd
 
 from app import files
 from app.access import Access
+from app.formats import zoomed_range
 from app.registry import RegistryPanel
 from app.state import AppState
 from churn import registry, tracking
@@ -123,17 +124,6 @@ def comparison_figure(raw: pd.DataFrame, metric: str | None):
     fig.update_traces(texttemplate="%{y:.4f}", textposition="outside", cliponaxis=False)
     fig.update_layout(xaxis_title="run (name · id)", yaxis={"range": [low, high]}, margin={"t": 70, "b": 40})
     return fig
-
-
-def zoomed_range(values: pd.Series, margin: float = 0.25) -> tuple[float, float]:
-    """A value axis around the data: its span plus `margin` of it on each side (at least 0.005, or
-    5% of the value when all are equal), kept within [0, 1] for values that lie there."""
-    lo, hi = float(values.min()), float(values.max())
-    pad = max((hi - lo) * margin, 0.005 if hi - lo else max(abs(hi) * 0.05, 0.005))
-    low, high = lo - pad, hi + pad * 2  # room above for the printed values
-    if lo >= 0 and hi <= 1:
-        low, high = max(low, 0.0), min(high, 1.0)
-    return low, high
 
 
 def varying_param(raw: pd.DataFrame, params: list[str]) -> str | None:

@@ -20,6 +20,7 @@ from app import batch, serve
 from app.predict import DEFAULT, HIGH_RISK, LOW_RISK
 from churn import schema, serving, validation
 from churn.economics import money
+from churn.metrics import HEADLINE
 from churn.monitoring.store import PredictionStore
 
 EXPECTED_ENDPOINTS = {
@@ -377,6 +378,13 @@ def test_ab_test_equals_the_ab_test_stage(client, project):
     assert roc[3].startswith(f"{stage['bootstrap']['difference']['roc_auc']['estimate']:.4f}")
     empc = next(row for row in scores["data"] if row[0] == "empc")  # profit per customer, same resamples
     assert empc[3].startswith(f"{stage['bootstrap']['difference']['empc']['estimate']:.4f}")
+    # the chart's value axis is zoomed to the intervals (not 0 – 1) and says so in its title
+    layout = json.loads(chart["plot"])["layout"]
+    low, high = layout["yaxis"]["range"]
+    boot = stage["bootstrap"]
+    bounds = [boot[k][m][s] for k in ("champion", "challenger") for m in HEADLINE for s in ("low", "high")]
+    assert 0 < low < min(bounds) and max(bounds) < high <= 1 and (low, high) != (0, 1)
+    assert f"zoomed to {low:.4g} – {high:.4g}" in layout["title"]["text"]
     assert len(traces(chart)) == 2
 
 
